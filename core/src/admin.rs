@@ -1,0 +1,105 @@
+//! The admin server every process runs: `/healthz`, `/readyz`, `/version`, `/metrics`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::shutdown::Readiness;
+
+/// A readiness check beyond draining (for example "the database answers").
+pub type ReadyCheck =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// What the admin routes need.
+#[derive(Clone)]
+pub struct AdminState {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub readiness: Arc<Readiness>,
+    pub check: ReadyCheck,
+    pub metrics: PrometheusHandle,
+}
+
+/// The admin router.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/version", get(version))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Serves the admin router on `listener` until `stop` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    if state.readiness.is_draining() {
+        return not_ready("draining: shutting down");
+    }
+    match (state.check)().await {
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))).into_response(),
+        Err(reason) => not_ready(&reason),
+    }
+}
+
+fn not_ready(reason: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({"status": "not ready", "reason": reason})),
+    )
+        .into_response()
+}
+
+async fn version(State(state): State<AdminState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "name": state.name,
+        "version": state.version,
+        "git_sha": option_env!("FLOWFORGE_GIT_SHA").unwrap_or("unknown"),
+    }))
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// A readiness check that pings the database.
+pub fn database_check(queue: crate::queue::Queue) -> ReadyCheck {
+    Arc::new(move || {
+        let queue = queue.clone();
+        Box::pin(async move {
+            queue
+                .ping(std::time::Duration::from_secs(2))
+                .await
+                .map_err(|e| format!("database: {e}"))
+        })
+    })
+}

@@ -1,0 +1,135 @@
+//! Settings shared by the binaries, and the rule that bad configuration exits 64.
+
+use std::time::Duration;
+
+use clap::Parser;
+use secrecy::SecretString;
+
+/// Exit code for bad configuration (`EX_USAGE` in sysexits.h).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// Parses the command line and environment; on an error prints a one-line reason and exits 64.
+/// `--help` and `--version` print and exit 0.
+pub fn parse_or_exit<T: Parser>() -> T {
+    match T::try_parse() {
+        Ok(config) => config,
+        Err(err) => match err.kind() {
+            clap::error::ErrorKind::DisplayHelp
+            | clap::error::ErrorKind::DisplayVersion
+            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
+            _ => exit_config_error(&first_line(&err.to_string())),
+        },
+    }
+}
+
+/// Prints `<binary>: configuration error: <reason>` on one line and exits 64.
+pub fn exit_config_error(reason: &str) -> ! {
+    let binary = std::env::args()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "flowforge".into());
+    let reason = reason.trim().trim_start_matches("error: ");
+    eprintln!(
+        "{binary}: configuration error: {}",
+        reason.replace('\n', " ")
+    );
+    std::process::exit(EXIT_CONFIG)
+}
+
+fn first_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid arguments")
+        .to_owned()
+}
+
+/// Database connection settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbArgs {
+    /// PostgreSQL URL (the embedded default; production names a rotating secret instead).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/flowforge",
+        value_parser = parse_secret,
+        hide_default_value = false
+    )]
+    pub database_url: SecretString,
+
+    /// Largest number of pooled database connections.
+    #[arg(long, env = "FLOWFORGE_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a pooled connection before the database counts as unavailable.
+    #[arg(long, env = "FLOWFORGE_DB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub db_acquire_timeout: Duration,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Log format: `json` (one object per line) or `text`. Levels come from RUST_LOG (default info).
+    #[arg(long, env = "FLOWFORGE_LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
+    pub log_format: String,
+}
+
+/// Parses a human duration such as `250ms`, `30s` or `7d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?}: {e} (examples: 500ms, 30s, 7d)"))
+}
+
+/// Wraps a value so it is never printed by `Debug` or logs.
+pub fn parse_secret(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s.to_owned()))
+}
+
+/// Parses a comma-separated list of queue or kind names, validating each.
+pub fn parse_names(s: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if names.is_empty() {
+        return Err("expected at least one name".into());
+    }
+    for n in &names {
+        if !crate::names::is_valid_name(n) {
+            return Err(format!(
+                "invalid name {n:?}: names match {}",
+                crate::names::NAME_PATTERN
+            ));
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_split_trimmed_and_validated() {
+        assert_eq!(parse_names("a, b.c ,d").unwrap(), vec!["a", "b.c", "d"]);
+        assert!(parse_names("").is_err());
+        assert!(parse_names("ok,Bad").unwrap_err().contains("Bad"));
+    }
+
+    #[test]
+    fn durations_accept_human_units() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
+        assert!(parse_duration("soon").unwrap_err().contains("soon"));
+    }
+}

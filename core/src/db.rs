@@ -1,0 +1,61 @@
+//! The PostgreSQL pool and the embedded schema migrations.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+use crate::config::DbArgs;
+use crate::Result;
+
+/// The schema, embedded in every binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Builds the pool without connecting: processes start (and answer `/readyz` 503) while the
+/// database is down, and connect as soon as it is back.
+pub fn pool(args: &DbArgs, application_name: &str) -> Result<PgPool, String> {
+    let options = PgConnectOptions::from_str(args.database_url.expose_secret())
+        .map_err(|e| format!("invalid DATABASE_URL: {e}"))?
+        .application_name(application_name);
+    Ok(pool_with(
+        options,
+        args.db_max_connections,
+        args.db_acquire_timeout,
+    ))
+}
+
+/// A lazy pool over `options`.
+pub fn pool_with(
+    options: PgConnectOptions,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .min_connections(0)
+        .acquire_timeout(acquire_timeout)
+        // Idle connections are recycled, so a database restart leaves no stale connection behind
+        // for long, and each connection is checked before it is handed out.
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .test_before_acquire(true)
+        .connect_lazy_with(options)
+}
+
+/// Applies pending migrations, retrying while the database is unreachable for up to `wait`.
+pub async fn migrate(pool: &PgPool, wait: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(sqlx::migrate::MigrateError::Execute(err))
+                if crate::error::is_unavailable(&err) && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(error = %err, "database not reachable yet; retrying migrations");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}

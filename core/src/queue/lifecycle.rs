@@ -1,0 +1,331 @@
+//! The life of a task after it is enqueued: claim, heartbeat, complete, fail, hand back,
+//! cancel and re-drive.
+//!
+//! Every operation on a claimed task names its lease: once a lease has expired and the task was
+//! rescued (or claimed again), the old holder's calls change nothing, so each attempt completes
+//! at most once.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{model, ClaimedTask, Queue, Task, NOTIFY_CHANNEL};
+use crate::{Error, Result};
+
+/// What [`Queue::fail`] did with a failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Queued again; the next attempt may start at this time.
+    Retrying { run_at: DateTime<Utc> },
+    /// Out of attempts (or not retryable): moved to the dead tasks, re-drivable.
+    Dead,
+    /// The lease was no longer held: someone else owns the task now; nothing changed.
+    LeaseLost,
+}
+
+/// Moves the rows that `moved_cte` deletes from the active table (it must return `*`) into the
+/// history table with the given status and error, returning `returning`.
+fn move_to_history_sql(moved_cte: &str, status: &str, error_expr: &str, returning: &str) -> String {
+    format!(
+        r#"
+        WITH moved AS ({moved_cte})
+        INSERT INTO flowforge.task_history
+            (id, queue, kind, payload, priority, status, attempts, max_attempts, run_at, timeout_secs,
+             idempotency_key, created_at, started_at, finished_at, last_error)
+        SELECT id, queue, kind, payload, priority, '{status}', attempts, max_attempts, run_at, timeout_secs,
+               idempotency_key, created_at, started_at, now(), {error_expr}
+        FROM moved
+        RETURNING {returning}
+        "#
+    )
+}
+
+impl Queue {
+    /// Claims up to `limit` ready tasks of `queue` for `worker_id`, highest priority first, then
+    /// oldest `run_at`. Locked rows are skipped, so concurrent claimers never get the same task.
+    /// Every task of one claim shares one lease, valid for `lease`.
+    #[tracing::instrument(skip_all, fields(queue = queue, limit = limit), err)]
+    pub async fn claim(
+        &self,
+        queue: &str,
+        limit: i64,
+        worker_id: &str,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedTask>> {
+        let lease_id = Uuid::new_v4();
+        let rows: Vec<ClaimRow> = sqlx::query_as(
+            r#"
+            WITH picked AS (
+                SELECT id FROM flowforge.tasks
+                WHERE queue = $1 AND status = 'queued' AND run_at <= now()
+                ORDER BY priority DESC, run_at
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE flowforge.tasks t
+            SET status = 'running', attempts = t.attempts + 1, started_at = clock_timestamp(),
+                lease_id = $3, lease_expires_at = now() + make_interval(secs => $4), worker_id = $5
+            FROM picked WHERE t.id = picked.id
+            RETURNING t.id, t.queue, t.kind, t.payload, t.priority, t.attempts, t.max_attempts,
+                      t.timeout_secs, t.run_at, t.created_at, t.started_at
+            "#,
+        )
+        .bind(queue)
+        .bind(limit)
+        .bind(lease_id)
+        .bind(lease.as_secs_f64())
+        .bind(worker_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut tasks: Vec<ClaimedTask> = rows
+            .into_iter()
+            .map(|r| ClaimedTask {
+                id: r.id,
+                queue: r.queue,
+                kind: r.kind,
+                payload: r.payload,
+                priority: r.priority,
+                attempt: r.attempts,
+                max_attempts: r.max_attempts,
+                timeout_secs: r.timeout_secs,
+                run_at: r.run_at,
+                created_at: r.created_at,
+                started_at: r.started_at,
+                lease_id,
+            })
+            .collect();
+        tasks.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)));
+        Ok(tasks)
+    }
+
+    /// Extends the leases `lease_ids` by `lease` from now. Returns the ids of the tasks still held
+    /// under those leases; a running task missing from the answer has lost its lease.
+    #[tracing::instrument(skip_all, fields(leases = lease_ids.len()), err)]
+    pub async fn heartbeat(&self, lease_ids: &[Uuid], lease: Duration) -> Result<Vec<Uuid>> {
+        if lease_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = sqlx::query_scalar(
+            "UPDATE flowforge.tasks SET lease_expires_at = now() + make_interval(secs => $2) \
+             WHERE lease_id = ANY($1) AND status = 'running' RETURNING id",
+        )
+        .bind(lease_ids)
+        .bind(lease.as_secs_f64())
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids)
+    }
+
+    /// Marks attempts as succeeded (moving them to the history), in one statement. Returns the
+    /// ids that were completed; an attempt whose lease was lost is not.
+    #[tracing::instrument(skip_all, fields(tasks = done.len()), err)]
+    pub async fn complete_many(&self, done: &[(Uuid, Uuid)]) -> Result<Vec<Uuid>> {
+        if done.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, leases): (Vec<Uuid>, Vec<Uuid>) = done.iter().copied().unzip();
+        let sql = move_to_history_sql(
+            "DELETE FROM flowforge.tasks t USING unnest($1::uuid[], $2::uuid[]) AS d(id, lease_id) \
+             WHERE t.id = d.id AND t.lease_id = d.lease_id AND t.status = 'running' RETURNING t.*",
+            "succeeded",
+            "NULL",
+            "id",
+        );
+        let ids = sqlx::query_scalar(&sql)
+            .bind(&ids)
+            .bind(&leases)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(ids)
+    }
+
+    /// Records a failed attempt: queued again after a backoff delay while attempts remain and the
+    /// error is retryable, otherwise dead.
+    #[tracing::instrument(skip_all, fields(task_id = %id), err)]
+    pub async fn fail(
+        &self,
+        id: Uuid,
+        lease_id: Uuid,
+        error: &str,
+        retryable: bool,
+    ) -> Result<FailOutcome> {
+        let mut tx = self.pool().begin().await?;
+        let row: Option<(i32, i32)> = sqlx::query_as(
+            "SELECT attempts, max_attempts FROM flowforge.tasks \
+             WHERE id = $1 AND lease_id = $2 AND status = 'running' FOR UPDATE",
+        )
+        .bind(id)
+        .bind(lease_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((attempts, max_attempts)) = row else {
+            return Ok(FailOutcome::LeaseLost);
+        };
+        let error = truncate_error(error);
+        let outcome = if retryable && attempts < max_attempts {
+            let delay = self.backoff().delay(attempts);
+            let run_at: DateTime<Utc> = sqlx::query_scalar(
+                "UPDATE flowforge.tasks SET status = 'queued', run_at = now() + make_interval(secs => $2), \
+                 last_error = $3, lease_id = NULL, lease_expires_at = NULL, worker_id = NULL \
+                 WHERE id = $1 RETURNING run_at",
+            )
+            .bind(id)
+            .bind(delay.as_secs_f64())
+            .bind(&error)
+            .fetch_one(&mut *tx)
+            .await?;
+            FailOutcome::Retrying { run_at }
+        } else {
+            let sql = move_to_history_sql(
+                "DELETE FROM flowforge.tasks WHERE id = $1 RETURNING *",
+                "dead",
+                "$2",
+                "id",
+            );
+            sqlx::query(&sql)
+                .bind(id)
+                .bind(&error)
+                .execute(&mut *tx)
+                .await?;
+            FailOutcome::Dead
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Hands claimed tasks back unfinished (a worker draining on SIGTERM): queued again at once,
+    /// and the attempt they used is given back. Returns the ids handed back.
+    #[tracing::instrument(skip_all, fields(tasks = tasks.len()), err)]
+    pub async fn release(&self, tasks: &[(Uuid, Uuid)]) -> Result<Vec<Uuid>> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, leases): (Vec<Uuid>, Vec<Uuid>) = tasks.iter().copied().unzip();
+        let released: Vec<(Uuid, String)> = sqlx::query_as(
+            "UPDATE flowforge.tasks t SET status = 'queued', attempts = greatest(t.attempts - 1, 0), \
+             run_at = now(), lease_id = NULL, lease_expires_at = NULL, worker_id = NULL \
+             FROM unnest($1::uuid[], $2::uuid[]) AS r(id, lease_id) \
+             WHERE t.id = r.id AND t.lease_id = r.lease_id AND t.status = 'running' \
+             RETURNING t.id, t.queue",
+        )
+        .bind(&ids)
+        .bind(&leases)
+        .fetch_all(self.pool())
+        .await?;
+        self.notify_queues(released.iter().map(|(_, q)| q.as_str()))
+            .await?;
+        Ok(released.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// Cancels a queued task. A running or finished task is a conflict.
+    #[tracing::instrument(skip_all, fields(task_id = %id), err)]
+    pub async fn cancel(&self, id: Uuid) -> Result<Task> {
+        let sql = move_to_history_sql(
+            "DELETE FROM flowforge.tasks WHERE id = $1 AND status = 'queued' RETURNING *",
+            "cancelled",
+            "last_error",
+            model::HISTORY_COLUMNS,
+        );
+        if let Some(task) = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+        {
+            return Ok(task);
+        }
+        match self.get(id).await? {
+            None => Err(Error::NotFound(id)),
+            Some(task) => Err(Error::Conflict {
+                id,
+                status: task.status.to_string(),
+                action: "cancel",
+                needs: "queued",
+            }),
+        }
+    }
+
+    /// Re-drives a dead or cancelled task: queued again now, with a fresh set of attempts.
+    #[tracing::instrument(skip_all, fields(task_id = %id), err)]
+    pub async fn retry(&self, id: Uuid) -> Result<Task> {
+        let sql = format!(
+            r#"
+            WITH moved AS (
+                DELETE FROM flowforge.task_history WHERE id = $1 AND status IN ('dead', 'cancelled')
+                RETURNING *
+            )
+            INSERT INTO flowforge.tasks
+                (id, queue, kind, payload, priority, status, attempts, max_attempts, run_at, timeout_secs,
+                 idempotency_key, created_at, last_error)
+            SELECT id, queue, kind, payload, priority, 'queued', 0, max_attempts, now(), timeout_secs,
+                   idempotency_key, created_at, last_error
+            FROM moved
+            RETURNING {}
+            "#,
+            model::ACTIVE_COLUMNS
+        );
+        if let Some(task) = sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+        {
+            return Ok(task);
+        }
+        match self.get(id).await? {
+            None => Err(Error::NotFound(id)),
+            Some(task) => Err(Error::Conflict {
+                id,
+                status: task.status.to_string(),
+                action: "retry",
+                needs: "dead or cancelled",
+            }),
+        }
+    }
+
+    /// Sends one wake-up per distinct queue.
+    pub(crate) async fn notify_queues<'a>(
+        &self,
+        queues: impl Iterator<Item = &'a str>,
+    ) -> Result<()> {
+        let mut distinct: Vec<&str> = queues.collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q")
+            .bind(NOTIFY_CHANNEL)
+            .bind(&distinct)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+/// Error messages are stored for operators, not as logs: keep them bounded.
+pub(crate) fn truncate_error(error: &str) -> String {
+    const MAX: usize = 4096;
+    if error.len() <= MAX {
+        return error.to_owned();
+    }
+    let mut end = MAX;
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &error[..end])
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    id: Uuid,
+    queue: String,
+    kind: String,
+    payload: serde_json::Value,
+    priority: i16,
+    attempts: i32,
+    max_attempts: i32,
+    timeout_secs: i32,
+    run_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    started_at: DateTime<Utc>,
+}

@@ -1,0 +1,187 @@
+//! The PostgreSQL task queue.
+//!
+//! [`Queue`] is a cheap handle (a pool and settings). Operations are grouped by concern:
+//! enqueueing in [`enqueue`], the life of a claimed task in [`lifecycle`], housekeeping
+//! (lease rescue, pruning) in [`maintenance`], and wake-ups in [`listen`].
+
+mod backoff;
+pub mod enqueue;
+pub mod lifecycle;
+pub mod listen;
+pub mod maintenance;
+mod model;
+
+use std::time::Duration;
+
+use sqlx::{PgPool, QueryBuilder};
+use uuid::Uuid;
+
+pub use backoff::Backoff;
+pub use enqueue::Enqueuer;
+pub use lifecycle::FailOutcome;
+pub use listen::Wakeups;
+pub use model::*;
+
+use crate::{Error, Result};
+
+/// The channel enqueues notify, with the queue name as payload.
+pub const NOTIFY_CHANNEL: &str = "flowforge_tasks";
+
+/// A handle on the queue tables.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    pool: PgPool,
+    backoff: Backoff,
+}
+
+/// Filters and page of a task listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub queue: Option<String>,
+    pub status: Option<TaskStatus>,
+    /// Only tasks with an id greater than this one (ids are time ordered).
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct TaskPage {
+    pub tasks: Vec<Task>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+impl Queue {
+    pub fn new(pool: PgPool) -> Self {
+        Queue {
+            pool,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// Use this retry backoff for failed attempts.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+
+    /// A task by id, wherever it is (active or finished and retained).
+    #[tracing::instrument(skip_all, fields(task_id = %id), err)]
+    pub async fn get(&self, id: Uuid) -> Result<Option<Task>> {
+        let sql = format!(
+            "SELECT {} FROM flowforge.tasks WHERE id = $1 \
+             UNION ALL SELECT {} FROM flowforge.task_history WHERE id = $1 LIMIT 1",
+            model::ACTIVE_COLUMNS,
+            model::HISTORY_COLUMNS
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Tasks in id (creation) order, filtered by queue and status, one page at a time.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn list(&self, filter: &ListFilter) -> Result<TaskPage> {
+        let limit = filter.limit.max(1);
+        let (active, history) = match filter.status {
+            None => (true, true),
+            Some(s) => (!s.is_finished(), s.is_finished()),
+        };
+        let mut qb = QueryBuilder::new("SELECT * FROM (");
+        let mut first = true;
+        for (include, table, columns) in [
+            (active, "flowforge.tasks", model::ACTIVE_COLUMNS),
+            (history, "flowforge.task_history", model::HISTORY_COLUMNS),
+        ] {
+            if !include {
+                continue;
+            }
+            if !first {
+                qb.push(" UNION ALL ");
+            }
+            first = false;
+            qb.push(format_args!("(SELECT {columns} FROM {table} WHERE true"));
+            if let Some(queue) = &filter.queue {
+                qb.push(" AND queue = ").push_bind(queue.clone());
+            }
+            if let Some(status) = filter.status {
+                qb.push(" AND status = ").push_bind(status.as_str());
+            }
+            if let Some(after) = filter.after {
+                qb.push(" AND id > ").push_bind(after);
+            }
+            qb.push(" ORDER BY id LIMIT ")
+                .push_bind(limit + 1)
+                .push(")");
+        }
+        qb.push(") AS t ORDER BY id LIMIT ").push_bind(limit + 1);
+        let mut tasks: Vec<Task> = qb.build_query_as().fetch_all(&self.pool).await?;
+        let next_cursor = if tasks.len() as i64 > limit {
+            tasks.truncate(limit as usize);
+            tasks.last().map(|t| t.id)
+        } else {
+            None
+        };
+        Ok(TaskPage { tasks, next_cursor })
+    }
+
+    /// Depth of every queue that has active or dead tasks.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn stats(&self) -> Result<Vec<QueueStats>> {
+        let rows: Vec<(String, i64, i64, i64, i64, f64)> = sqlx::query_as(
+            r#"
+            WITH active AS (
+                SELECT queue,
+                       count(*) FILTER (WHERE status = 'queued' AND run_at <= now()) AS ready,
+                       count(*) FILTER (WHERE status = 'queued' AND run_at > now())  AS scheduled,
+                       count(*) FILTER (WHERE status = 'running')                    AS running,
+                       min(greatest(run_at, created_at))
+                           FILTER (WHERE status = 'queued' AND run_at <= now())      AS oldest_ready
+                FROM flowforge.tasks GROUP BY queue
+            ), dead AS (
+                SELECT queue, count(*) AS dead FROM flowforge.task_history
+                WHERE status = 'dead' GROUP BY queue
+            )
+            SELECT queue,
+                   coalesce(a.ready, 0), coalesce(a.scheduled, 0), coalesce(a.running, 0),
+                   coalesce(d.dead, 0),
+                   coalesce(greatest(extract(epoch FROM now() - a.oldest_ready), 0), 0)::float8
+            FROM active a FULL JOIN dead d USING (queue)
+            ORDER BY queue
+            "#,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(queue, ready, scheduled, running, dead, oldest_ready_age_seconds)| QueueStats {
+                    queue,
+                    ready,
+                    scheduled,
+                    running,
+                    dead,
+                    oldest_ready_age_seconds,
+                },
+            )
+            .collect())
+    }
+
+    /// Runs `SELECT 1` within `timeout`: the readiness check.
+    pub async fn ping(&self, timeout: Duration) -> Result<()> {
+        match tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(&self.pool)).await {
+            Ok(result) => result.map(|_| ()).map_err(Error::from),
+            Err(_) => Err(Error::Unavailable(sqlx::Error::PoolTimedOut)),
+        }
+    }
+}
