@@ -1,1 +1,30 @@
-fn main() {}
+//! `flowforge-api`: see `flowforge_api` for everything but start-up.
+#![forbid(unsafe_code)]
+
+use flowforge_api::app::{AppError, Application};
+use flowforge_api::config::{Command, Config};
+use flowforge_core::config::{exit_config_error, parse_or_exit};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config: Config = parse_or_exit();
+    if let Err(reason) = config.validate() {
+        exit_config_error(&reason);
+    }
+    flowforge_core::telemetry::init_logs(&config.log.log_format, std::io::stderr);
+    if let Some(Command::Migrate) = config.command {
+        let pool = flowforge_core::db::pool(&config.db, "flowforge-api")
+            .unwrap_or_else(|e| exit_config_error(&e));
+        flowforge_core::db::migrate(&pool, std::time::Duration::from_secs(30)).await?;
+        tracing::info!("migrations applied");
+        return Ok(());
+    }
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(AppError::Config(reason)) => exit_config_error(&reason),
+        Err(err) => return Err(err.into()),
+    };
+    app.run_until_stopped(flowforge_core::shutdown::shutdown_signal())
+        .await?;
+    Ok(())
+}

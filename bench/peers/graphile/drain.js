@@ -20,10 +20,10 @@ const SPEC = {
   timeout: { type: 'int', default: 300, help: 'abort a single drain after this many seconds' },
   sweep: { type: 'bool', default: false, help: 'try a grid of configs and print the best one' },
   sweepJobs: { type: 'int', default: 50000, help: 'jobs per sweep trial' },
-  sweepReps: { type: 'int', default: 1, help: 'repetitions per sweep trial (median)' },
+  sweepReps: { type: 'int', default: 3, help: 'repetitions per sweep trial (median)' },
   sweepLocalQueue: { type: 'ints', default: [1000, 5000, 10000], help: 'sweep: local queue sizes' },
   sweepConcurrency: { type: 'ints', default: [10, 25, 50, 100], help: 'sweep: concurrency values' },
-  sweepCompleteDelay: { type: 'ints', default: [-1, 0, 10], help: 'sweep: completeJobBatchDelay values' },
+  sweepCompleteDelay: { type: 'ints', default: [0, 10], help: 'sweep: completeJobBatchDelay values' },
   verbose: { type: 'bool', default: false, help: 'show graphile-worker info/debug logs' },
   help: { type: 'bool', default: false, help: 'show this help' },
 };

@@ -129,7 +129,7 @@ impl Queue {
             "DELETE FROM flowforge.tasks t USING unnest($1::uuid[], $2::uuid[]) AS d(id, lease_id) \
              WHERE t.id = d.id AND t.lease_id = d.lease_id AND t.status = 'running' RETURNING t.*",
             "succeeded",
-            "NULL",
+            "last_error",
             "id",
         );
         let ids = sqlx::query_scalar(&sql)

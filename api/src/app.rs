@@ -1,0 +1,195 @@
+//! The API process: router, servers and shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::{middleware, Json, Router};
+use flowforge_core::admin::{self, AdminState};
+use flowforge_core::queue::{Enqueuer, Queue};
+use flowforge_core::secrets::TokenSet;
+use flowforge_core::shutdown::Readiness;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{require_token, RateLimit};
+use crate::config::Config;
+use crate::problem::ApiError;
+use crate::state::{AppState, Limits};
+
+/// Errors of building or running the API process.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad configuration (exit 64).
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot bind {what} to {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// The full router: `/v1` behind auth, `/openapi.json` open, problems for unknown routes and methods.
+pub fn router(state: AppState) -> Router {
+    let limits = state.limits;
+    let v1 = Router::new()
+        .merge(crate::routes::tasks::router(limits))
+        .merge(crate::routes::queues::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .merge(v1)
+        .route(
+            "/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn(crate::observe::request_context))
+        .with_state(state)
+}
+
+/// The API with its listeners bound, ready to run.
+pub struct Application {
+    config: Config,
+    state: AppState,
+    api: TcpListener,
+    admin: TcpListener,
+    stop_enqueuer: CancellationToken,
+}
+
+impl Application {
+    /// Loads the tokens, builds the pool and binds both listeners (port 0 works for tests).
+    pub async fn build(config: Config) -> Result<Self, AppError> {
+        let source = config
+            .api_tokens_secret
+            .clone()
+            .ok_or_else(|| AppError::Config("FLOWFORGE_API_TOKENS_SECRET is required".into()))?;
+        let tokens = TokenSet::load(&source)
+            .await
+            .map_err(|e| AppError::Config(e.to_string()))?;
+        let pool =
+            flowforge_core::db::pool(&config.db, "flowforge-api").map_err(AppError::Config)?;
+        let queue = Queue::new(pool);
+        let stop_enqueuer = CancellationToken::new();
+        let enqueuer = Enqueuer::spawn(
+            queue.clone(),
+            config.enqueue_flushers as usize,
+            config.enqueue_max_batch as usize,
+            stop_enqueuer.clone(),
+        );
+        let state = AppState {
+            queue,
+            enqueuer,
+            tokens: Arc::new(tokens),
+            rate_limit: RateLimit::new(config.rate_limit_rps, config.rate_limit_burst),
+            limits: Limits {
+                max_body_bytes: config.max_body_bytes,
+                max_batch: config.max_batch as usize,
+                max_batch_body_bytes: config.max_batch_body_bytes,
+            },
+        };
+        let api = bind("API", config.api_addr).await?;
+        let admin = bind("admin server", config.admin_addr).await?;
+        Ok(Application {
+            config,
+            state,
+            api,
+            admin,
+            stop_enqueuer,
+        })
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves; then readiness turns 503, new connections stop after the
+    /// shutdown delay, and in-flight requests get the grace period to finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let Application {
+            config,
+            state,
+            api,
+            admin,
+            stop_enqueuer,
+        } = self;
+        let readiness = Arc::new(Readiness::default());
+        let stop_admin = CancellationToken::new();
+        let admin_server = tokio::spawn(admin::serve(
+            admin,
+            AdminState {
+                name: "flowforge-api",
+                version: env!("CARGO_PKG_VERSION"),
+                readiness: readiness.clone(),
+                check: admin::database_check(state.queue.clone()),
+                metrics: flowforge_core::telemetry::metrics_handle(),
+            },
+            stop_admin.clone(),
+        ));
+        let stop_api = CancellationToken::new();
+        {
+            let stop_api = stop_api.clone();
+            let readiness = readiness.clone();
+            let delay = config.shutdown_delay;
+            tokio::spawn(async move {
+                shutdown.await;
+                readiness.start_draining();
+                tracing::info!(
+                    ?delay,
+                    "not ready any more; stopping after the shutdown delay"
+                );
+                tokio::time::sleep(delay).await;
+                stop_api.cancel();
+            });
+        }
+        tracing::info!(api = %config.api_addr, admin = %config.admin_addr, "API listening");
+        let server = axum::serve(api, router(state)).with_graceful_shutdown({
+            let stop_api = stop_api.clone();
+            async move { stop_api.cancelled().await }
+        });
+        let server = std::future::IntoFuture::into_future(server);
+        let grace = config.shutdown_grace;
+        let result = tokio::select! {
+            r = server => r.map_err(AppError::Serve),
+            _ = async { stop_api.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
+                Ok(())
+            }
+        };
+        // Requests are answered only after their enqueue committed; nothing is left to flush.
+        stop_enqueuer.cancel();
+        stop_admin.cancel();
+        let _ = admin_server.await;
+        tracing::info!("API stopped");
+        result
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind { what, addr, source })
+}
+
+/// How long a graceful stop may take at most, for callers sizing their own timeouts.
+pub fn max_shutdown(config: &Config) -> Duration {
+    config.shutdown_delay + config.shutdown_grace
+}

@@ -1,0 +1,94 @@
+//! `flowforge-api` settings: flags and `FLOWFORGE_*` environment variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use flowforge_core::config::{parse_duration, DbArgs, LogArgs};
+use flowforge_core::secrets::SecretSource;
+
+/// The FlowForge task API: submit, inspect, cancel and re-drive tasks.
+///
+/// Every flag can also be set through the environment variable shown. Bad configuration exits 64.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "flowforge-api", version, about, long_about = None)]
+pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    /// Address of the task API.
+    #[arg(long, env = "FLOWFORGE_API_ADDR", default_value = "127.0.0.1:8080")]
+    pub api_addr: SocketAddr,
+
+    /// Address of the admin server (/healthz, /readyz, /version, /metrics).
+    #[arg(long, env = "FLOWFORGE_ADMIN_ADDR", default_value = "127.0.0.1:9080")]
+    pub admin_addr: SocketAddr,
+
+    /// Where the accepted bearer tokens are: `file:PATH` holding {"tokens":["..."]}.
+    #[arg(long, env = "FLOWFORGE_API_TOKENS_SECRET")]
+    pub api_tokens_secret: Option<SecretSource>,
+
+    /// Largest request body of a single-task request, in bytes (payloads above it get 413).
+    #[arg(long, env = "FLOWFORGE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Largest number of tasks in one batch request.
+    #[arg(long, env = "FLOWFORGE_MAX_BATCH", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_batch: u32,
+
+    /// Largest body of a batch request, in bytes.
+    #[arg(long, env = "FLOWFORGE_MAX_BATCH_BODY_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_batch_body_bytes: usize,
+
+    /// Requests per second allowed per token (0 turns rate limiting off).
+    #[arg(long, env = "FLOWFORGE_RATE_LIMIT_RPS", default_value_t = 1000)]
+    pub rate_limit_rps: u32,
+
+    /// Burst of requests allowed per token above the steady rate.
+    #[arg(long, env = "FLOWFORGE_RATE_LIMIT_BURST", default_value_t = 2000)]
+    pub rate_limit_burst: u32,
+
+    /// Concurrent group-commit flushers for single enqueues.
+    #[arg(long, env = "FLOWFORGE_ENQUEUE_FLUSHERS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub enqueue_flushers: u32,
+
+    /// Largest number of single enqueues committed together.
+    #[arg(long, env = "FLOWFORGE_ENQUEUE_MAX_BATCH", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub enqueue_max_batch: u32,
+
+    /// On SIGTERM: how long to keep serving after readiness turns 503 (so load balancers notice),
+    /// then how long in-flight requests get to finish.
+    #[arg(long, env = "FLOWFORGE_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+
+    /// Longest time in-flight requests get to finish on shutdown.
+    #[arg(long, env = "FLOWFORGE_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Apply the embedded schema migrations and exit.
+    Migrate,
+}
+
+impl Config {
+    /// Checks that go beyond parsing; the message is the one-line reason for exit 64.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.command.is_none() && self.api_tokens_secret.is_none() {
+            return Err("FLOWFORGE_API_TOKENS_SECRET (--api-tokens-secret) is required, e.g. file:/run/secrets/tokens.json".into());
+        }
+        if self.max_body_bytes < 1024 {
+            return Err("--max-body-bytes must be at least 1024".into());
+        }
+        if self.rate_limit_rps > 0 && self.rate_limit_burst == 0 {
+            return Err("--rate-limit-burst must be positive when rate limiting is on".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,26 @@
+//! State shared by the request handlers.
+
+use std::sync::Arc;
+
+use flowforge_core::queue::{Enqueuer, Queue};
+use flowforge_core::secrets::TokenSet;
+
+use crate::auth::RateLimit;
+
+/// Request limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest single-task body (and largest payload of any task), bytes.
+    pub max_body_bytes: usize,
+    pub max_batch: usize,
+    pub max_batch_body_bytes: usize,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub queue: Queue,
+    pub enqueuer: Enqueuer,
+    pub tokens: Arc<TokenSet>,
+    pub rate_limit: Option<Arc<RateLimit>>,
+    pub limits: Limits,
+}
