@@ -61,20 +61,37 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|err| (err.path().to_string(), err.into_inner()))
         .and_then(|v| de.end().map(|()| v).map_err(|e| (".".to_owned(), e)));
     value.map_err(|(path, inner)| match inner.classify() {
+        serde_json::error::Category::Data => {
+            // A shape error may only have been met before a syntax error further on: a broken
+            // document is a 400 whatever else is wrong with it.
+            if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                return ApiError::MalformedJson(format!("the body is not valid JSON: {syntax}"));
+            }
+            let message = strip_position(&inner.to_string());
+            ApiError::Validation(vec![FieldError::new(field_path(&path, &message), message)])
+        }
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
             ApiError::MalformedJson(format!("the body is not valid JSON: {inner}"))
         }
         serde_json::error::Category::Io => {
             ApiError::MalformedJson(format!("could not read the body: {inner}"))
         }
-        serde_json::error::Category::Data => {
-            let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::Validation(vec![FieldError::new(
-                field,
-                strip_position(&inner.to_string()),
-            )])
-        }
     })
+}
+
+/// The path of the offending field. serde reports a missing field at its parent's path, so the
+/// field's own name is appended.
+fn field_path(path: &str, message: &str) -> String {
+    let parent = if path == "." { "" } else { path };
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (parent, missing) {
+        ("", Some(field)) => field.to_owned(),
+        (parent, Some(field)) => format!("{parent}.{field}"),
+        ("", None) => "body".to_owned(),
+        (parent, None) => parent.to_owned(),
+    }
 }
 
 /// serde_json appends " at line L column C"; the field path says more.
@@ -129,9 +146,13 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ValidQu
                 let text = rejection.body_text();
                 let message = text
                     .strip_prefix("Failed to deserialize query string: ")
-                    .unwrap_or(&text)
-                    .to_owned();
-                ApiError::Validation(vec![FieldError::new("query", message)])
+                    .unwrap_or(&text);
+                // axum reports "<parameter>: <problem>" when it knows the parameter.
+                let field = match message.split_once(": ") {
+                    Some((name, _)) if !name.contains(' ') => name,
+                    _ => "query",
+                };
+                ApiError::Validation(vec![FieldError::new(field, message)])
             })
     }
 }
@@ -174,8 +195,16 @@ mod tests {
             }
             other => panic!("expected a validation error, got {other:?}"),
         }
+        assert!(matches!(
+            parse_json::<Doc>(br#"{"queue": 5, "items": "#),
+            Err(ApiError::MalformedJson(_))
+        ));
         match parse_json::<Doc>(br#"{"items":[]}"#) {
-            Err(ApiError::Validation(errors)) => assert!(errors[0].message.contains("queue")),
+            Err(ApiError::Validation(errors)) => assert_eq!(errors[0].field, "queue"),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+        match parse_json::<Doc>(br#"{"queue":"q","items":[{}]}"#) {
+            Err(ApiError::Validation(errors)) => assert_eq!(errors[0].field, "items[0].n"),
             other => panic!("expected a validation error, got {other:?}"),
         }
     }

@@ -51,10 +51,15 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => {
             // Class 08: connection exception; 57P01..57P03: admin shutdown, crash shutdown,
-            // cannot connect now (starting up / shutting down); 53300: too many connections.
+            // cannot connect now (starting up / shutting down); 53300: too many connections;
+            // 28P01 / 28000: credentials rejected (a rotated password not yet picked up).
             let code = db.code();
             let code = code.as_deref().unwrap_or("");
-            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+            code.starts_with("08")
+                || matches!(
+                    code,
+                    "57P01" | "57P02" | "57P03" | "53300" | "28P01" | "28000"
+                )
         }
         _ => false,
     }

@@ -17,7 +17,7 @@ impl Queue {
     /// A task whose `(queue, idempotency_key)` matches a retained task is not inserted: the
     /// retained task is returned with `created == false`. This holds for concurrent duplicates
     /// too, and for duplicates within `tasks` (the first one wins).
-    #[tracing::instrument(skip_all, fields(tasks = tasks.len()), err)]
+    #[tracing::instrument(skip_all, fields(tasks = tasks.len()), err(level = "warn"))]
     pub async fn enqueue_many(&self, tasks: &[NewTask]) -> Result<Vec<Enqueued>> {
         if tasks.is_empty() {
             return Ok(Vec::new());

@@ -45,7 +45,7 @@ impl Queue {
     /// Claims up to `limit` ready tasks of `queue` for `worker_id`, highest priority first, then
     /// oldest `run_at`. Locked rows are skipped, so concurrent claimers never get the same task.
     /// Every task of one claim shares one lease, valid for `lease`.
-    #[tracing::instrument(skip_all, fields(queue = queue, limit = limit), err)]
+    #[tracing::instrument(skip_all, fields(queue = queue, limit = limit), err(level = "warn"))]
     pub async fn claim(
         &self,
         queue: &str,
@@ -101,7 +101,7 @@ impl Queue {
 
     /// Extends the leases `lease_ids` by `lease` from now. Returns the ids of the tasks still held
     /// under those leases; a running task missing from the answer has lost its lease.
-    #[tracing::instrument(skip_all, fields(leases = lease_ids.len()), err)]
+    #[tracing::instrument(skip_all, fields(leases = lease_ids.len()), err(level = "warn"))]
     pub async fn heartbeat(&self, lease_ids: &[Uuid], lease: Duration) -> Result<Vec<Uuid>> {
         if lease_ids.is_empty() {
             return Ok(Vec::new());
@@ -119,7 +119,7 @@ impl Queue {
 
     /// Marks attempts as succeeded (moving them to the history), in one statement. Returns the
     /// ids that were completed; an attempt whose lease was lost is not.
-    #[tracing::instrument(skip_all, fields(tasks = done.len()), err)]
+    #[tracing::instrument(skip_all, fields(tasks = done.len()), err(level = "warn"))]
     pub async fn complete_many(&self, done: &[(Uuid, Uuid)]) -> Result<Vec<Uuid>> {
         if done.is_empty() {
             return Ok(Vec::new());
@@ -142,7 +142,7 @@ impl Queue {
 
     /// Records a failed attempt: queued again after a backoff delay while attempts remain and the
     /// error is retryable, otherwise dead.
-    #[tracing::instrument(skip_all, fields(task_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(task_id = %id), err(level = "warn"))]
     pub async fn fail(
         &self,
         id: Uuid,
@@ -196,7 +196,7 @@ impl Queue {
 
     /// Hands claimed tasks back unfinished (a worker draining on SIGTERM): queued again at once,
     /// and the attempt they used is given back. Returns the ids handed back.
-    #[tracing::instrument(skip_all, fields(tasks = tasks.len()), err)]
+    #[tracing::instrument(skip_all, fields(tasks = tasks.len()), err(level = "warn"))]
     pub async fn release(&self, tasks: &[(Uuid, Uuid)]) -> Result<Vec<Uuid>> {
         if tasks.is_empty() {
             return Ok(Vec::new());
@@ -219,7 +219,7 @@ impl Queue {
     }
 
     /// Cancels a queued task. A running or finished task is a conflict.
-    #[tracing::instrument(skip_all, fields(task_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(task_id = %id))]
     pub async fn cancel(&self, id: Uuid) -> Result<Task> {
         let sql = move_to_history_sql(
             "DELETE FROM flowforge.tasks WHERE id = $1 AND status = 'queued' RETURNING *",
@@ -246,7 +246,7 @@ impl Queue {
     }
 
     /// Re-drives a dead or cancelled task: queued again now, with a fresh set of attempts.
-    #[tracing::instrument(skip_all, fields(task_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(task_id = %id))]
     pub async fn retry(&self, id: Uuid) -> Result<Task> {
         let sql = format!(
             r#"

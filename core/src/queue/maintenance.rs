@@ -37,7 +37,7 @@ impl Default for Retention {
 impl Queue {
     /// Takes back up to `limit` tasks whose lease expired (their worker died or stalled): queued
     /// again at once while attempts remain, dead otherwise. The lost attempt counts.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "warn"))]
     pub async fn rescue_expired(&self, limit: i64) -> Result<Rescued> {
         let (requeued, dead): (i64, i64) = sqlx::query_as(
             r#"
@@ -82,7 +82,7 @@ impl Queue {
 
     /// Deletes up to `limit` finished tasks older than their retention, with their idempotency
     /// keys. Returns how many were deleted; call again while it returns `limit`.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "warn"))]
     pub async fn prune(&self, retention: Retention, limit: i64) -> Result<i64> {
         let pruned: i64 = sqlx::query_scalar(
             r#"

@@ -75,7 +75,7 @@ impl Queue {
     }
 
     /// A task by id, wherever it is (active or finished and retained).
-    #[tracing::instrument(skip_all, fields(task_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(task_id = %id), err(level = "warn"))]
     pub async fn get(&self, id: Uuid) -> Result<Option<Task>> {
         let sql = format!(
             "SELECT {} FROM flowforge.tasks WHERE id = $1 \
@@ -90,7 +90,7 @@ impl Queue {
     }
 
     /// Tasks in id (creation) order, filtered by queue and status, one page at a time.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "warn"))]
     pub async fn list(&self, filter: &ListFilter) -> Result<TaskPage> {
         let limit = filter.limit.max(1);
         let (active, history) = match filter.status {
@@ -136,7 +136,7 @@ impl Queue {
     }
 
     /// Depth of every queue that has active or dead tasks.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all, err(level = "warn"))]
     pub async fn stats(&self) -> Result<Vec<QueueStats>> {
         let rows: Vec<(String, i64, i64, i64, i64, f64)> = sqlx::query_as(
             r#"
