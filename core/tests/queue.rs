@@ -363,7 +363,7 @@ async fn backoff_ceilings_grow_across_retries() {
         .map(|e| e.task.id)
         .collect();
     let mut max_delay = [0i64; 5];
-    for attempt in 1..=4 {
+    for slot in max_delay.iter_mut().skip(1) {
         sqlx::query("UPDATE flowforge.tasks SET run_at = now()")
             .execute(q.pool())
             .await
@@ -375,7 +375,7 @@ async fn backoff_ceilings_grow_across_retries() {
             if let FailOutcome::Retrying { run_at } =
                 q.fail(c.id, c.lease_id, "x", true).await.unwrap()
             {
-                max_delay[attempt] = max_delay[attempt].max((run_at - now).num_milliseconds());
+                *slot = (*slot).max((run_at - now).num_milliseconds());
             }
         }
     }

@@ -141,9 +141,8 @@ impl Application {
         tracing::info!(handed_back = report.handed_back, "drained; exiting");
         stop_background.cancel();
         let _ = maintenance.await;
-        match admin_server.await {
-            Ok(Err(err)) => return Err(Error::Serve(err)),
-            Ok(Ok(())) | Err(_) => {}
+        if let Ok(Err(err)) = admin_server.await {
+            return Err(Error::Serve(err));
         }
         Ok(report)
     }

@@ -70,6 +70,9 @@ struct InFlight {
 
 type InFlightMap = Arc<Mutex<HashMap<Uuid, InFlight>>>;
 
+/// When busy, how long the claim loop waits for more slots to free up before claiming.
+const FILL_DELAY: Duration = Duration::from_millis(2);
+
 /// Claims and runs tasks until stopped.
 pub struct Runner {
     queue: Queue,
@@ -164,16 +167,28 @@ impl Runner {
     ) {
         let mut next_queue = 0usize;
         let mut db_down = false;
+        let low_water = (self.settings.concurrency.min(self.settings.claim_batch) / 4).max(1);
         loop {
             if stop.is_cancelled() {
                 return;
             }
-            let available = semaphore.available_permits();
+            let mut available = semaphore.available_permits();
             if available == 0 {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = capacity.notified() => continue,
                 }
+            }
+            if available < low_water {
+                // Busy: let a few more slots free up (briefly) so that one claim fills many of
+                // them. Claiming one task per freed slot would cost a transaction each.
+                let fill = async {
+                    while semaphore.available_permits() < low_water {
+                        capacity.notified().await;
+                    }
+                };
+                let _ = tokio::time::timeout(FILL_DELAY, fill).await;
+                available = semaphore.available_permits();
             }
             let want = available.min(self.settings.claim_batch.max(1));
             let mut permits = match semaphore.clone().try_acquire_many_owned(want as u32) {
@@ -303,6 +318,12 @@ impl Runner {
                     }
                 }
             };
+            // A handler that watches `cancel` returns an error when it fires: that attempt was
+            // interrupted (shutdown past grace, lost lease), not failed, so it is handed back.
+            let outcome = match outcome {
+                Outcome::Failed(_) if cancel.is_cancelled() => Outcome::Interrupted,
+                other => other,
+            };
             let kind_label = if registry.get(&ctx.kind).is_some() {
                 ctx.kind.clone()
             } else {
@@ -381,8 +402,16 @@ async fn completer(
             let pairs: Vec<(Uuid, Uuid)> = interrupted.iter().map(|d| (d.id, d.lease_id)).collect();
             if let Some(ids) = with_retry("hand back", || queue.release(&pairs)).await {
                 handed_back.fetch_add(ids.len(), std::sync::atomic::Ordering::SeqCst);
+                let ids: HashSet<Uuid> = ids.into_iter().collect();
                 for d in &interrupted {
-                    count(d, "handed_back");
+                    count(
+                        d,
+                        if ids.contains(&d.id) {
+                            "handed_back"
+                        } else {
+                            "lease_lost"
+                        },
+                    );
                 }
             }
         }
