@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::{middleware, Json, Router};
 use flowforge_core::admin::{self, AdminState};
 use flowforge_core::queue::{Enqueuer, Queue};
@@ -161,6 +162,13 @@ impl Application {
             });
         }
         tracing::info!(api = %config.api_addr, admin = %config.admin_addr, "API listening");
+        // Answers go out at once: without TCP_NODELAY, Nagle's algorithm and delayed ACKs hold
+        // small responses on keep-alive connections for tens of milliseconds.
+        let api = api.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(api, router(state)).with_graceful_shutdown({
             let stop_api = stop_api.clone();
             async move { stop_api.cancelled().await }

@@ -32,8 +32,8 @@ CREATE TABLE flowforge.tasks (
 
 -- Claims: ready tasks of one queue in priority order, then by run_at.
 CREATE INDEX tasks_claim_idx ON flowforge.tasks (queue, priority DESC, run_at) WHERE status = 'queued';
--- Rescue of expired leases.
-CREATE INDEX tasks_lease_idx ON flowforge.tasks (lease_expires_at) WHERE status = 'running';
+-- No index serves the rescue of expired leases: the table holds only active tasks, a rescue pass
+-- every few seconds scans it cheaply, and every index here costs each claim an insertion.
 
 CREATE TABLE flowforge.task_history (
     id               uuid        PRIMARY KEY,
@@ -57,8 +57,14 @@ CREATE TABLE flowforge.task_history (
 CREATE INDEX task_history_queue_idx ON flowforge.task_history (queue, status, id);
 -- Dead-task counts per queue (dead tasks are few; succeeded ones can be millions).
 CREATE INDEX task_history_dead_idx ON flowforge.task_history (queue) WHERE status = 'dead';
--- Pruning by age.
-CREATE INDEX task_history_finished_idx ON flowforge.task_history (finished_at);
+-- Pruning needs no index of its own: ids are UUIDv7, so the primary key is ordered by creation
+-- time, and a task cannot finish before it was created.
+
+-- The smallest UUIDv7 of a given instant: ids below it were created before that instant.
+CREATE FUNCTION flowforge.uuid7_floor(t timestamptz) RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (lpad(to_hex(floor(extract(epoch FROM t) * 1000)::bigint), 12, '0') || '70008000000000000000')::uuid
+$$;
 
 CREATE TABLE flowforge.idempotency_keys (
     queue   text NOT NULL,
@@ -67,21 +73,5 @@ CREATE TABLE flowforge.idempotency_keys (
     PRIMARY KEY (queue, key)
 );
 
--- Wake-ups: one NOTIFY per queue per statement (PostgreSQL also folds identical notifications
--- within a transaction), whatever path inserted the rows (enqueue, batch enqueue, re-drive).
-CREATE FUNCTION flowforge.notify_new_tasks() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    q text;
-BEGIN
-    FOR q IN SELECT DISTINCT queue FROM new_rows LOOP
-        PERFORM pg_notify('flowforge_tasks', q);
-    END LOOP;
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER tasks_notify_insert
-    AFTER INSERT ON flowforge.tasks
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION flowforge.notify_new_tasks();
+-- Wake-ups are NOTIFYs on the channel flowforge_tasks (payload: the queue name), sent by the
+-- enqueueing process right after its commit; see core/src/queue/notify.rs for why not from a trigger.

@@ -55,6 +55,16 @@ pub fn metrics_handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder is installed, in which case ours simply stays empty.
             let _ = metrics::set_global_recorder(recorder);
+            // Histogram samples are buffered until drained into their buckets; without regular
+            // upkeep a process that nobody scrapes would buffer every sample it ever recorded.
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                })
+                .expect("spawning the metrics upkeep thread");
             handle
         })
         .clone()

@@ -35,6 +35,36 @@ fn task(queue: &str) -> NewTask {
     NewTask::new(queue, "noop", json!({}))
 }
 
+/// Makes finished tasks look two days old: created and finished then. Their UUIDv7 ids carry
+/// the creation time, so the ids change too (and their idempotency keys follow). Returns the new ids.
+async fn age_history(q: &Queue, ids: &[Uuid]) -> Vec<Uuid> {
+    let aged: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        r#"
+        WITH aged AS (
+            SELECT id AS old_id,
+                   (lpad(to_hex(floor(extract(epoch FROM now() - interval '2 days') * 1000)::bigint), 12, '0')
+                    || substr(replace(id::text, '-', ''), 13))::uuid AS new_id
+            FROM flowforge.task_history WHERE id = ANY($1)
+        ), moved AS (
+            UPDATE flowforge.task_history h
+            SET id = a.new_id, created_at = now() - interval '2 days', finished_at = now() - interval '2 days'
+            FROM aged a WHERE h.id = a.old_id
+            RETURNING a.old_id, a.new_id
+        ), keys AS (
+            UPDATE flowforge.idempotency_keys k SET task_id = m.new_id FROM moved m WHERE k.task_id = m.old_id
+            RETURNING 1
+        )
+        SELECT old_id, new_id FROM moved WHERE (SELECT count(*) FROM keys) >= 0
+        "#,
+    )
+    .bind(ids)
+    .fetch_all(q.pool())
+    .await
+    .unwrap();
+    let by_old: std::collections::HashMap<Uuid, Uuid> = aged.into_iter().collect();
+    ids.iter().map(|id| by_old[id]).collect()
+}
+
 async fn status_of(q: &Queue, id: Uuid) -> TaskStatus {
     q.get(id).await.unwrap().expect("task exists").status
 }
@@ -525,10 +555,7 @@ async fn pruning_removes_only_tasks_past_retention_in_batches_and_frees_their_ke
     .await
     .unwrap();
     // Age them by two days; then add fresh finished tasks and one old dead task.
-    sqlx::query("UPDATE flowforge.task_history SET finished_at = now() - interval '2 days'")
-        .execute(q.pool())
-        .await
-        .unwrap();
+    let old = age_history(&q, &old).await;
     let fresh = q.enqueue_many(&[task("q"), task("q")]).await.unwrap();
     let claimed = q.claim("q", 10, "w", LEASE).await.unwrap();
     q.complete_many(
@@ -544,13 +571,7 @@ async fn pruning_removes_only_tasks_past_retention_in_batches_and_frees_their_ke
     let dead_id = q.enqueue_many(&[dying]).await.unwrap()[0].task.id;
     let c = q.claim("q", 1, "w", LEASE).await.unwrap().remove(0);
     q.fail(dead_id, c.lease_id, "x", true).await.unwrap();
-    sqlx::query(
-        "UPDATE flowforge.task_history SET finished_at = now() - interval '2 days' WHERE id = $1",
-    )
-    .bind(dead_id)
-    .execute(q.pool())
-    .await
-    .unwrap();
+    let dead_id = age_history(&q, &[dead_id]).await[0];
 
     let retention = Retention {
         finished: Duration::from_secs(86400),

@@ -9,7 +9,7 @@ const { Client } = require('pg');
 
 const SPEC = {
   jobs: { type: 'int', default: 200000, help: 'number of no-op jobs to drain' },
-  concurrency: { type: 'int', default: 25, help: 'concurrent jobs (graphile `concurrency`)' },
+  concurrency: { type: 'int', default: 50, help: 'concurrent jobs (graphile `concurrency`)' },
   localQueueSize: { type: 'int', default: 10000, help: 'preset.worker.localQueue.size (-1 disables)' },
   completeBatchDelay: { type: 'int', default: 0, help: 'preset.worker.completeJobBatchDelay ms (-1 disables)' },
   failBatchDelay: { type: 'int', default: -1, help: 'preset.worker.failJobBatchDelay ms (-1 disables)' },
@@ -130,8 +130,7 @@ async function drainReps(url, cfg, n, reps, timeoutS, logger) {
     if (reps > 1) lib.log(`rep ${i + 1}/${reps}`);
     runs.push(await drainOnce(url, cfg, n, timeoutS, logger));
   }
-  const sorted = runs.map((r) => r.seconds).sort((a, b) => a - b);
-  const seconds = sorted[Math.floor((sorted.length - 1) / 2)];
+  const seconds = lib.median(runs.map((r) => r.seconds));
   return {
     seconds: lib.round(seconds),
     jobs_per_sec: Math.round(n / seconds),
@@ -172,14 +171,26 @@ lib.main(async () => {
     return;
   }
 
-  const trials = [];
-  for (const [i, config] of grid.entries()) {
-    lib.log(`sweep trial ${i + 1}/${grid.length}`);
-    const r = await drainReps(url, config, o.sweepJobs, o.sweepReps, o.timeout, logger);
-    const trial = { config, seconds: r.seconds, jobs_per_sec: r.jobs_per_sec };
-    console.error(JSON.stringify(trial));
-    trials.push(trial);
+  // Round-robin: every config runs once per round, in a fresh random order each
+  // round, so background load drifts hit all configs alike. Score = median.
+  const results = grid.map(() => []);
+  for (let rep = 0; rep < o.sweepReps; rep++) {
+    const order = grid.map((_, i) => i);
+    for (let j = order.length - 1; j > 0; j--) {
+      const r = Math.floor(Math.random() * (j + 1));
+      [order[j], order[r]] = [order[r], order[j]];
+    }
+    for (const [k, i] of order.entries()) {
+      lib.log(`sweep round ${rep + 1}/${o.sweepReps}, trial ${k + 1}/${grid.length}`);
+      results[i].push((await drainOnce(url, grid[i], o.sweepJobs, o.timeout, logger)).seconds);
+    }
   }
+  const trials = grid.map((config, i) => {
+    const seconds = lib.median(results[i]);
+    const trial = { config, seconds: lib.round(seconds), jobs_per_sec: Math.round(o.sweepJobs / seconds), runs_jobs_per_sec: results[i].map((x) => Math.round(o.sweepJobs / x)) };
+    console.error(JSON.stringify(trial));
+    return trial;
+  });
   const best = trials.reduce((a, b) => (b.jobs_per_sec > a.jobs_per_sec ? b : a));
   const args = `--concurrency ${best.config.concurrency} --local-queue-size ${best.config.local_queue_size} --complete-batch-delay ${best.config.complete_job_batch_delay}`;
   console.log(JSON.stringify({ ...base, test: 'drain-sweep', jobs: o.sweepJobs, reps: o.sweepReps, best, best_args: args, trials }));

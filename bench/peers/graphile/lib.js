@@ -12,30 +12,33 @@ const log = (...a) => console.error(`[${new Date().toISOString()}]`, ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Minimal `--key value` / `--key=value` / `--flag` parser (accepts negative numbers).
+class UsageError extends Error {}
+
 function parseArgs(argv, spec) {
+  const fail = (msg) => { throw new UsageError(msg); };
   const out = {};
   for (const [k, v] of Object.entries(spec)) out[k] = v.default;
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i];
     if (a === '-h' || a === '--help') a = '--help';
-    if (!a.startsWith('--')) throw new Error(`unexpected argument: ${a}`);
+    if (!a.startsWith('--')) fail(`unexpected argument: ${a}`);
     let [key, val] = a.slice(2).split(/=(.*)/s);
     const name = key.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
     const s = spec[name];
-    if (!s) throw new Error(`unknown option --${key} (see --help)`);
+    if (!s) fail(`unknown option --${key} (see --help)`);
     if (s.type === 'bool') { out[name] = val === undefined ? true : val !== 'false'; continue; }
     if (val === undefined) {
-      if (i + 1 >= argv.length) throw new Error(`--${key} needs a value`);
+      if (i + 1 >= argv.length) fail(`--${key} needs a value`);
       val = argv[++i];
     }
     if (s.type === 'int') {
       const n = Number(val);
-      if (!Number.isInteger(n)) throw new Error(`--${key} expects an integer, got ${val}`);
+      if (!Number.isInteger(n)) fail(`--${key} expects an integer, got ${val}`);
       out[name] = n;
     } else if (s.type === 'ints') {
       out[name] = val.split(',').map((x) => {
         const n = Number(x);
-        if (!Number.isInteger(n)) throw new Error(`--${key} expects integers, got ${x}`);
+        if (!Number.isInteger(n)) fail(`--${key} expects integers, got ${x}`);
         return n;
       });
     } else out[name] = val;
@@ -64,7 +67,7 @@ function makeLogger(verbose) {
 
 function requireDatabaseUrl() {
   const url = process.env.DATABASE_URL;
-  if (!url) throw new Error('DATABASE_URL is not set');
+  if (!url) throw new UsageError('DATABASE_URL is not set');
   return url;
 }
 
@@ -75,6 +78,12 @@ function pct(sorted, p) {
   return sorted[i];
 }
 
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 const round = (x, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
 // Run main(), print errors, and always terminate the process.
@@ -82,10 +91,10 @@ function main(fn) {
   fn().then(
     () => process.exit(0),
     (err) => {
-      console.error('ERROR:', err && err.stack ? err.stack : err);
+      console.error('ERROR:', err instanceof UsageError ? err.message : err && err.stack ? err.stack : err);
       process.exit(1);
     },
   );
 }
 
-module.exports = { GW_VERSION, log, sleep, parseArgs, usage, makeLogger, requireDatabaseUrl, pct, round, main };
+module.exports = { GW_VERSION, log, sleep, parseArgs, usage, makeLogger, requireDatabaseUrl, pct, median, round, main };

@@ -70,6 +70,7 @@ lib.main(async () => {
     preset: { worker: { localQueue: { size: o.localQueueSize } } },
   });
   const latencies = [];
+  const addMs = []; // add_job round trip (includes the durable commit)
   try {
     await lib.sleep(o.idleMs);
     lib.log(`worker idle; adding ${o.warmup} warm-up + ${o.n} jobs one at a time`);
@@ -79,10 +80,14 @@ lib.main(async () => {
         waiter = { i, resolve };
         setTimeout(() => reject(new Error(`job ${i} not picked up within ${o.jobTimeout} ms`)), o.jobTimeout).unref();
       });
+      const before = now();
       await adder.query(`select (graphile_worker.add_job('pickup', json_build_object('i', $1::int))).id`, [i]);
       const added = now();
       await started;
-      if (i >= o.warmup) latencies.push(startedAt.get(i) - added);
+      if (i >= o.warmup) {
+        latencies.push(startedAt.get(i) - added);
+        addMs.push(added - before);
+      }
       startedAt.delete(i);
       // Wait until the worker has finished the job and found the queue empty
       // (i.e. it is idle waiting for NOTIFY), then a small random gap.
@@ -101,10 +106,12 @@ lib.main(async () => {
 
   const s = [...latencies].sort((a, b) => a - b);
   const mean = s.reduce((a, b) => a + b, 0) / s.length;
+  const a = addMs.sort((x, y) => x - y);
   console.log(JSON.stringify({
     peer: 'graphile-worker', version: lib.GW_VERSION, test: 'pickup', n: o.n,
     p50_ms: lib.round(lib.pct(s, 50)), p90_ms: lib.round(lib.pct(s, 90)), p99_ms: lib.round(lib.pct(s, 99)),
     max_ms: lib.round(s[s.length - 1]), mean_ms: lib.round(mean), min_ms: lib.round(s[0]),
+    negative: s.filter((x) => x < 0).length, add_p50_ms: lib.round(lib.pct(a, 50)), add_p99_ms: lib.round(lib.pct(a, 99)),
     config: { concurrency: o.concurrency, local_queue_size: o.localQueueSize, poll_interval: o.pollInterval, warmup: o.warmup },
   }));
 });

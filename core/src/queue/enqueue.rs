@@ -78,6 +78,13 @@ impl Queue {
             .fetch_all(self.pool())
             .await?;
 
+        for queue in inserted
+            .iter()
+            .map(|t| t.queue.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            self.notifier().notify(queue);
+        }
         let mut by_id: HashMap<Uuid, Task> = inserted.into_iter().map(|t| (t.id, t)).collect();
         let mut results: Vec<Option<Enqueued>> = ids
             .iter()

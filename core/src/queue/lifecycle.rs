@@ -4,13 +4,19 @@
 //! Every operation on a claimed task names its lease: once a lease has expired and the task was
 //! rescued (or claimed again), the old holder's calls change nothing, so each attempt completes
 //! at most once.
+//!
+//! A task has a `lease_id` only while it runs (every path back to `queued` clears it), so the
+//! statements below match on `(id, lease_id)` alone. They deliberately do not add
+//! `status = 'running'`: that predicate would let the planner pick the partial lease index, whose
+//! statistics (taken while the tasks were queued) claim it is empty, and join through it with a
+//! nested loop, turning a batch completion into a scan per task.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{model, ClaimedTask, Queue, Task, NOTIFY_CHANNEL};
+use super::{model, ClaimedTask, Queue, Task};
 use crate::{Error, Result};
 
 /// What [`Queue::fail`] did with a failed attempt.
@@ -127,7 +133,7 @@ impl Queue {
         let (ids, leases): (Vec<Uuid>, Vec<Uuid>) = done.iter().copied().unzip();
         let sql = move_to_history_sql(
             "DELETE FROM flowforge.tasks t USING unnest($1::uuid[], $2::uuid[]) AS d(id, lease_id) \
-             WHERE t.id = d.id AND t.lease_id = d.lease_id AND t.status = 'running' RETURNING t.*",
+             WHERE t.id = d.id AND t.lease_id = d.lease_id RETURNING t.*",
             "succeeded",
             "last_error",
             "id",
@@ -153,7 +159,7 @@ impl Queue {
         let mut tx = self.pool().begin().await?;
         let row: Option<(i32, i32)> = sqlx::query_as(
             "SELECT attempts, max_attempts FROM flowforge.tasks \
-             WHERE id = $1 AND lease_id = $2 AND status = 'running' FOR UPDATE",
+             WHERE id = $1 AND lease_id = $2 FOR UPDATE",
         )
         .bind(id)
         .bind(lease_id)
@@ -206,15 +212,16 @@ impl Queue {
             "UPDATE flowforge.tasks t SET status = 'queued', attempts = greatest(t.attempts - 1, 0), \
              run_at = now(), lease_id = NULL, lease_expires_at = NULL, worker_id = NULL \
              FROM unnest($1::uuid[], $2::uuid[]) AS r(id, lease_id) \
-             WHERE t.id = r.id AND t.lease_id = r.lease_id AND t.status = 'running' \
+             WHERE t.id = r.id AND t.lease_id = r.lease_id \
              RETURNING t.id, t.queue",
         )
         .bind(&ids)
         .bind(&leases)
         .fetch_all(self.pool())
         .await?;
-        self.notify_queues(released.iter().map(|(_, q)| q.as_str()))
-            .await?;
+        for (_, queue) in &released {
+            self.notifier().notify(queue);
+        }
         Ok(released.into_iter().map(|(id, _)| id).collect())
     }
 
@@ -264,11 +271,12 @@ impl Queue {
             "#,
             model::ACTIVE_COLUMNS
         );
-        if let Some(task) = sqlx::query_as(&sql)
+        if let Some(task) = sqlx::query_as::<_, Task>(&sql)
             .bind(id)
             .fetch_optional(self.pool())
             .await?
         {
+            self.notifier().notify(&task.queue);
             return Ok(task);
         }
         match self.get(id).await? {
@@ -280,25 +288,6 @@ impl Queue {
                 needs: "dead or cancelled",
             }),
         }
-    }
-
-    /// Sends one wake-up per distinct queue.
-    pub(crate) async fn notify_queues<'a>(
-        &self,
-        queues: impl Iterator<Item = &'a str>,
-    ) -> Result<()> {
-        let mut distinct: Vec<&str> = queues.collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        if distinct.is_empty() {
-            return Ok(());
-        }
-        sqlx::query("SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q")
-            .bind(NOTIFY_CHANNEL)
-            .bind(&distinct)
-            .execute(self.pool())
-            .await?;
-        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Queue, NOTIFY_CHANNEL};
+use super::Queue;
 use crate::Result;
 
 /// What one rescue pass did.
@@ -39,7 +39,7 @@ impl Queue {
     /// again at once while attempts remain, dead otherwise. The lost attempt counts.
     #[tracing::instrument(skip_all, err(level = "warn"))]
     pub async fn rescue_expired(&self, limit: i64) -> Result<Rescued> {
-        let (requeued, dead): (i64, i64) = sqlx::query_as(
+        let (requeued, dead, queues): (i64, i64, Vec<String>) = sqlx::query_as(
             r#"
             WITH expired AS (
                 SELECT id FROM flowforge.tasks
@@ -68,15 +68,17 @@ impl Queue {
                 FROM exhausted
                 RETURNING 1
             )
-            SELECT (SELECT count(*) FROM requeued)
-                       + 0 * (SELECT count(pg_notify($2, q)) FROM (SELECT DISTINCT queue AS q FROM requeued) n),
-                   (SELECT count(*) FROM buried)
+            SELECT (SELECT count(*) FROM requeued),
+                   (SELECT count(*) FROM buried),
+                   (SELECT coalesce(array_agg(DISTINCT queue), '{}') FROM requeued)
             "#,
         )
         .bind(limit)
-        .bind(NOTIFY_CHANNEL)
         .fetch_one(self.pool())
         .await?;
+        for queue in &queues {
+            self.notifier().notify(queue);
+        }
         Ok(Rescued { requeued, dead })
     }
 
@@ -88,9 +90,9 @@ impl Queue {
             r#"
             WITH doomed AS (
                 SELECT id FROM flowforge.task_history
-                WHERE finished_at < now() - make_interval(secs => least($1, $2))
+                WHERE id < flowforge.uuid7_floor(now() - make_interval(secs => least($1, $2)))
                   AND finished_at < now() - make_interval(secs => CASE WHEN status = 'dead' THEN $2 ELSE $1 END)
-                ORDER BY finished_at
+                ORDER BY id
                 LIMIT $3
                 FOR UPDATE SKIP LOCKED
             ), pruned AS (

@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod listen;
 pub mod maintenance;
 mod model;
+pub mod notify;
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ pub use enqueue::Enqueuer;
 pub use lifecycle::FailOutcome;
 pub use listen::Wakeups;
 pub use model::*;
+pub use notify::Notifier;
 
 use crate::{Error, Result};
 
@@ -32,6 +34,7 @@ pub const NOTIFY_CHANNEL: &str = "flowforge_tasks";
 pub struct Queue {
     pool: PgPool,
     backoff: Backoff,
+    notifier: std::sync::Arc<std::sync::OnceLock<Notifier>>,
 }
 
 /// Filters and page of a task listing.
@@ -57,6 +60,7 @@ impl Queue {
         Queue {
             pool,
             backoff: Backoff::default(),
+            notifier: Default::default(),
         }
     }
 
@@ -72,6 +76,12 @@ impl Queue {
 
     pub fn backoff(&self) -> Backoff {
         self.backoff
+    }
+
+    /// The wake-up sender, started on first use (it needs a Tokio runtime).
+    pub(crate) fn notifier(&self) -> &Notifier {
+        self.notifier
+            .get_or_init(|| Notifier::spawn(self.pool.clone()))
     }
 
     /// A task by id, wherever it is (active or finished and retained).

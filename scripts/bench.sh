@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# make bench: FlowForge measured side by side with pgbench and graphile-worker on one ephemeral,
+# durable PostgreSQL (fsync and synchronous_commit on). Figures go to bench/results/ and stdout.
+#
+# Environment (defaults in brackets):
+#   BENCH_DURATION      seconds per throughput run [15]
+#   BENCH_DRAIN_TASKS   tasks/jobs per drain [200000]
+#   BENCH_PICKUP_TASKS  tasks/jobs for pickup latency [1000]
+#   BENCH_HISTORY_ROWS  finished tasks retained for the history run [1000000]
+#   BENCH_ONLY          comma list of parts to run: insert,drain,pickup,history [all]
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$ROOT"
+cargo build --release --locked -p flowforge-api -p flowforge-worker -p flowforge-bench
+exec python3 bench/run.py "$@"
