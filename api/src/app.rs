@@ -62,7 +62,6 @@ pub struct Application {
     state: AppState,
     api: TcpListener,
     admin: TcpListener,
-    stop_enqueuer: CancellationToken,
 }
 
 impl Application {
@@ -78,12 +77,10 @@ impl Application {
         let pool =
             flowforge_core::db::pool(&config.db, "flowforge-api").map_err(AppError::Config)?;
         let queue = Queue::new(pool);
-        let stop_enqueuer = CancellationToken::new();
-        let enqueuer = Enqueuer::spawn(
+        let enqueuer = Enqueuer::new(
             queue.clone(),
             config.enqueue_flushers as usize,
             config.enqueue_max_batch as usize,
-            stop_enqueuer.clone(),
         );
         let state = AppState {
             queue,
@@ -103,7 +100,6 @@ impl Application {
             state,
             api,
             admin,
-            stop_enqueuer,
         })
     }
 
@@ -130,7 +126,6 @@ impl Application {
             state,
             api,
             admin,
-            stop_enqueuer,
         } = self;
         let readiness = Arc::new(Readiness::default());
         let stop_admin = CancellationToken::new();
@@ -182,8 +177,7 @@ impl Application {
                 Ok(())
             }
         };
-        // Requests are answered only after their enqueue committed; nothing is left to flush.
-        stop_enqueuer.cancel();
+        // Requests are answered only after their enqueue committed: nothing is left to flush.
         stop_admin.cancel();
         let _ = admin_server.await;
         tracing::info!("API stopped");

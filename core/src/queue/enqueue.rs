@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 
-use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use super::{model, NewTask, Queue, Task};
@@ -196,62 +197,83 @@ impl EnqueueError {
 ///
 /// Concurrent callers' tasks are gathered into one multi-row insert, so many requests share one
 /// commit (and one fsync) instead of paying for one each. A caller is answered only after the
-/// commit, so an acknowledged task is durable. Several flushers run at once, so a batch is
-/// collected while the previous one commits.
+/// commit, so an acknowledged task is durable.
+///
+/// There is no standing flusher: a caller that finds a flush slot free starts a flush task (on
+/// its own worker thread, so no thread hand-off), which commits everything waiting and keeps
+/// going while more arrives. Up to `flushers` flushes run at once; the others' tasks wait for the
+/// next batch. A flush task is spawned rather than run inside the caller so that a client that
+/// disconnects mid-request cannot abandon other callers' commit.
 #[derive(Clone, Debug)]
 pub struct Enqueuer {
-    tx: mpsc::Sender<(NewTask, Reply)>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    queue: Queue,
+    pending: Mutex<Vec<(NewTask, Reply)>>,
+    slots: Arc<Semaphore>,
+    max_batch: usize,
 }
 
 impl Enqueuer {
-    /// Starts `flushers` batching loops on `queue`, each committing up to `max_batch` tasks at a
-    /// time. They stop when `stop` is cancelled and the channel is drained.
-    pub fn spawn(queue: Queue, flushers: usize, max_batch: usize, stop: CancellationToken) -> Self {
-        let (tx, rx) = mpsc::channel::<(NewTask, Reply)>(max_batch.max(1) * flushers.max(1) * 4);
-        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..flushers.max(1) {
-            let rx = rx.clone();
-            let queue = queue.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut batch = Vec::with_capacity(max_batch);
-                loop {
-                    {
-                        let mut rx = rx.lock().await;
-                        let first = tokio::select! {
-                            biased;
-                            item = rx.recv() => item,
-                            _ = stop.cancelled() => None,
-                        };
-                        let Some(first) = first else { break };
-                        batch.push(first);
-                        while batch.len() < max_batch {
-                            match rx.try_recv() {
-                                Ok(item) => batch.push(item),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    flush(&queue, &mut batch).await;
-                }
-            });
+    /// Group commit over `queue` with up to `flushers` concurrent flushes of up to `max_batch`
+    /// tasks each.
+    pub fn new(queue: Queue, flushers: usize, max_batch: usize) -> Self {
+        Enqueuer {
+            inner: Arc::new(Inner {
+                queue,
+                pending: Mutex::new(Vec::new()),
+                slots: Arc::new(Semaphore::new(flushers.max(1))),
+                max_batch: max_batch.max(1),
+            }),
         }
-        Enqueuer { tx }
     }
 
     /// Enqueues one task, sharing a commit with concurrent callers.
     pub async fn enqueue(&self, task: NewTask) -> Result<Enqueued, EnqueueError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((task, reply))
-            .await
-            .map_err(|_| EnqueueError::Stopped)?;
+        self.inner
+            .pending
+            .lock()
+            .expect("enqueue lock")
+            .push((task, reply));
+        if let Ok(slot) = self.inner.slots.clone().try_acquire_owned() {
+            tokio::spawn(flush_while_pending(self.inner.clone(), slot));
+        }
+        // Otherwise a running flush takes this task: each checks for waiting tasks after
+        // giving its slot back.
         answer.await.map_err(|_| EnqueueError::Stopped)?
     }
 }
 
-async fn flush(queue: &Queue, batch: &mut Vec<(NewTask, Reply)>) {
-    let (tasks, replies): (Vec<NewTask>, Vec<Reply>) = batch.drain(..).unzip();
+/// Commits waiting tasks, batch after batch, until none is left.
+async fn flush_while_pending(inner: Arc<Inner>, mut slot: OwnedSemaphorePermit) {
+    loop {
+        let batch: Vec<(NewTask, Reply)> = {
+            let mut pending = inner.pending.lock().expect("enqueue lock");
+            let n = pending.len().min(inner.max_batch);
+            pending.drain(..n).collect()
+        };
+        if !batch.is_empty() {
+            flush(&inner.queue, batch).await;
+            continue;
+        }
+        drop(slot);
+        // A task may have arrived after the batch was taken, when every slot was busy.
+        if inner.pending.lock().expect("enqueue lock").is_empty() {
+            return;
+        }
+        match inner.slots.clone().try_acquire_owned() {
+            Ok(again) => slot = again,
+            Err(_) => return, // another flush holds a slot and will take it
+        }
+    }
+}
+
+async fn flush(queue: &Queue, batch: Vec<(NewTask, Reply)>) {
+    let (tasks, replies): (Vec<NewTask>, Vec<Reply>) = batch.into_iter().unzip();
     metrics::histogram!("flowforge_enqueue_batch_size").record(tasks.len() as f64);
     match queue.enqueue_many(&tasks).await {
         Ok(results) => {
