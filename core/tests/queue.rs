@@ -703,3 +703,29 @@ async fn listeners_are_woken_by_enqueues_on_their_queues() {
     );
     stop.cancel();
 }
+
+#[tokio::test]
+async fn succeeded_tasks_are_deleted_at_once_when_not_retained() {
+    let q = queue().await.with_keep_succeeded(false);
+    let mut keyed = task("q");
+    keyed.idempotency_key = Some("k".into());
+    let ids: Vec<Uuid> = q
+        .enqueue_many(&[keyed.clone(), task("q")])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.task.id)
+        .collect();
+    let claimed = q.claim("q", 10, "w", LEASE).await.unwrap();
+    let done: Vec<(Uuid, Uuid)> = claimed.iter().map(|c| (c.id, c.lease_id)).collect();
+    let mut completed = q.complete_many(&done).await.unwrap();
+    completed.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(completed, expected);
+    for id in &ids {
+        assert!(q.get(*id).await.unwrap().is_none(), "succeeded task kept");
+    }
+    // Its idempotency key is free again.
+    assert!(q.enqueue_many(&[keyed]).await.unwrap()[0].created);
+}

@@ -38,10 +38,12 @@ impl Application {
     pub async fn build_with(config: Config, registry: Registry) -> Result<Self> {
         let pool =
             flowforge_core::db::pool(&config.db, "flowforge-worker").map_err(Error::Config)?;
-        let queue = Queue::new(pool).with_backoff(Backoff {
-            base: config.retry_base,
-            cap: config.retry_cap,
-        });
+        let queue = Queue::new(pool)
+            .with_backoff(Backoff {
+                base: config.retry_base,
+                cap: config.retry_cap,
+            })
+            .with_keep_succeeded(!config.retention.is_zero());
         let admin = TcpListener::bind(config.admin_addr)
             .await
             .map_err(|source| Error::Bind {

@@ -71,7 +71,8 @@ pub struct Config {
     #[arg(long, env = "FLOWFORGE_RETRY_CAP", default_value = "10m", value_parser = parse_duration)]
     pub retry_cap: Duration,
 
-    /// How long succeeded and cancelled tasks are kept before pruning.
+    /// How long succeeded and cancelled tasks are kept before pruning. `0s` does not keep
+    /// succeeded tasks at all (they are deleted when they finish, which is cheaper).
     #[arg(long, env = "FLOWFORGE_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub retention: Duration,
 

@@ -123,21 +123,30 @@ impl Queue {
         Ok(ids)
     }
 
-    /// Marks attempts as succeeded (moving them to the history), in one statement. Returns the
-    /// ids that were completed; an attempt whose lease was lost is not.
+    /// Marks attempts as succeeded, in one statement: moved to the history, or deleted when
+    /// succeeded tasks are not retained. Returns the ids that were completed; an attempt whose
+    /// lease was lost is not.
     #[tracing::instrument(skip_all, fields(tasks = done.len()), err(level = "warn"))]
     pub async fn complete_many(&self, done: &[(Uuid, Uuid)]) -> Result<Vec<Uuid>> {
         if done.is_empty() {
             return Ok(Vec::new());
         }
         let (ids, leases): (Vec<Uuid>, Vec<Uuid>) = done.iter().copied().unzip();
-        let sql = move_to_history_sql(
-            "DELETE FROM flowforge.tasks t USING unnest($1::uuid[], $2::uuid[]) AS d(id, lease_id) \
-             WHERE t.id = d.id AND t.lease_id = d.lease_id RETURNING t.*",
-            "succeeded",
-            "last_error",
-            "id",
-        );
+        const DELETE_DONE: &str = "DELETE FROM flowforge.tasks t \
+             USING unnest($1::uuid[], $2::uuid[]) AS d(id, lease_id) \
+             WHERE t.id = d.id AND t.lease_id = d.lease_id RETURNING t.*";
+        let sql = if self.keeps_succeeded() {
+            move_to_history_sql(DELETE_DONE, "succeeded", "last_error", "id")
+        } else {
+            // Succeeded tasks are not retained: delete them and free their idempotency keys.
+            format!(
+                "WITH moved AS ({DELETE_DONE}), keys AS ( \
+                   DELETE FROM flowforge.idempotency_keys k USING moved m \
+                   WHERE m.idempotency_key IS NOT NULL AND k.queue = m.queue \
+                     AND k.key = m.idempotency_key AND k.task_id = m.id RETURNING 1) \
+                 SELECT id FROM moved"
+            )
+        };
         let ids = sqlx::query_scalar(&sql)
             .bind(&ids)
             .bind(&leases)

@@ -34,6 +34,7 @@ pub const NOTIFY_CHANNEL: &str = "flowforge_tasks";
 pub struct Queue {
     pool: PgPool,
     backoff: Backoff,
+    keep_succeeded: bool,
     notifier: std::sync::Arc<std::sync::OnceLock<Notifier>>,
 }
 
@@ -60,6 +61,7 @@ impl Queue {
         Queue {
             pool,
             backoff: Backoff::default(),
+            keep_succeeded: true,
             notifier: Default::default(),
         }
     }
@@ -68,6 +70,17 @@ impl Queue {
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
+    }
+
+    /// Whether succeeded tasks are moved to the history (default) or deleted at once. Not keeping
+    /// them saves a history row per task; they then read as not found once done.
+    pub fn with_keep_succeeded(mut self, keep: bool) -> Self {
+        self.keep_succeeded = keep;
+        self
+    }
+
+    pub fn keeps_succeeded(&self) -> bool {
+        self.keep_succeeded
     }
 
     pub fn pool(&self) -> &PgPool {
