@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -189,9 +188,4 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, AppEr
     TcpListener::bind(addr)
         .await
         .map_err(|source| AppError::Bind { what, addr, source })
-}
-
-/// How long a graceful stop may take at most, for callers sizing their own timeouts.
-pub fn max_shutdown(config: &Config) -> Duration {
-    config.shutdown_delay + config.shutdown_grace
 }

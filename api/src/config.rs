@@ -61,8 +61,8 @@ pub struct Config {
     #[arg(long, env = "FLOWFORGE_ENQUEUE_MAX_BATCH", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub enqueue_max_batch: u32,
 
-    /// On SIGTERM: how long to keep serving after readiness turns 503 (so load balancers notice),
-    /// then how long in-flight requests get to finish.
+    /// On SIGTERM: how long to keep accepting requests after readiness turns 503, so load
+    /// balancers stop routing here before the listener closes.
     #[arg(long, env = "FLOWFORGE_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
     pub shutdown_delay: Duration,
 
