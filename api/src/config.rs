@@ -10,7 +10,7 @@ use flowforge_core::secrets::SecretSource;
 ///
 /// Every flag can also be set through the environment variable shown. Bad configuration exits 64.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "flowforge-api", version, about, long_about = None)]
+#[command(name = "flowforge-api", version)]
 pub struct Config {
     #[command(subcommand)]
     pub command: Option<Command>,

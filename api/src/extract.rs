@@ -148,9 +148,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ValidQu
                     .strip_prefix("Failed to deserialize query string: ")
                     .unwrap_or(&text);
                 // axum reports "<parameter>: <problem>" when it knows the parameter.
-                let field = match message.split_once(": ") {
-                    Some((name, _)) if !name.contains(' ') => name,
-                    _ => "query",
+                let (field, message) = match message.split_once(": ") {
+                    Some((name, rest)) if !name.contains(' ') => (name, rest),
+                    _ => ("query", message),
                 };
                 ApiError::Validation(vec![FieldError::new(field, message)])
             })

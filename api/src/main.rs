@@ -6,7 +6,11 @@ use flowforge_api::config::{Command, Config};
 use flowforge_core::config::{exit_config_error, parse_or_exit};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    flowforge_core::config::exit_code(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
     let config: Config = parse_or_exit();
     if let Err(reason) = config.validate() {
         exit_config_error(&reason);
@@ -22,6 +26,8 @@ async fn main() -> anyhow::Result<()> {
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(AppError::Config(reason)) => exit_config_error(&reason),
+        // An address that cannot be bound is configuration the operator must change.
+        Err(err @ AppError::Bind { .. }) => exit_config_error(&err.to_string()),
         Err(err) => return Err(err.into()),
     };
     app.run_until_stopped(flowforge_core::shutdown::shutdown_signal())

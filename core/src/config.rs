@@ -24,20 +24,51 @@ pub fn parse_or_exit<T: Parser>() -> T {
 
 /// Prints `<binary>: configuration error: <reason>` on one line and exits 64.
 pub fn exit_config_error(reason: &str) -> ! {
-    let binary = std::env::args()
-        .next()
-        .and_then(|a| {
-            std::path::Path::new(&a)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| "flowforge".into());
+    let binary = binary_name();
     let reason = reason.trim().trim_start_matches("error: ");
     eprintln!(
         "{binary}: configuration error: {}",
         reason.replace('\n', " ")
     );
     std::process::exit(EXIT_CONFIG)
+}
+
+/// How a process that ran ends: 0, or 1 with the error and its causes on one line (never a
+/// backtrace dump).
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            let message = one_line(&err);
+            tracing::error!(error = %message, "exiting after an error");
+            eprintln!("{}: error: {message}", binary_name());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line, skipping causes whose text the message already holds
+/// (error types that print their source would otherwise repeat it).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut message = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+    }
+    message.replace('\n', " ")
+}
+
+fn binary_name() -> String {
+    std::env::args()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "flowforge".into())
 }
 
 fn first_line(message: &str) -> String {
@@ -58,16 +89,21 @@ pub struct DbArgs {
         env = "DATABASE_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/flowforge",
         value_parser = parse_secret,
-        hide_default_value = false
+        global = true
     )]
     pub database_url: SecretString,
 
     /// Largest number of pooled database connections.
-    #[arg(long, env = "FLOWFORGE_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(
+        long,
+        env = "FLOWFORGE_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
     pub db_max_connections: u32,
 
     /// How long a request waits for a pooled connection before the database counts as unavailable.
-    #[arg(long, env = "FLOWFORGE_DB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, env = "FLOWFORGE_DB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = parse_duration, global = true)]
     pub db_acquire_timeout: Duration,
 }
 
@@ -75,7 +111,7 @@ pub struct DbArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogArgs {
     /// Log format: `json` (one object per line) or `text`. Levels come from RUST_LOG (default info).
-    #[arg(long, env = "FLOWFORGE_LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
+    #[arg(long, env = "FLOWFORGE_LOG_FORMAT", default_value = "json", value_parser = ["json", "text"], global = true)]
     pub log_format: String,
 }
 
@@ -121,6 +157,16 @@ mod tests {
         assert_eq!(parse_names("a, b.c ,d").unwrap(), vec!["a", "b.c", "d"]);
         assert!(parse_names("").is_err());
         assert!(parse_names("ok,Bad").unwrap_err().contains("Bad"));
+    }
+
+    #[test]
+    fn error_chains_print_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Outer(#[source] std::io::Error);
+        let err =
+            anyhow::Error::new(Outer(std::io::Error::other("disk gone"))).context("migrating");
+        assert_eq!(one_line(&err), "migrating: outer: disk gone");
     }
 
     #[test]

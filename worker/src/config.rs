@@ -9,7 +9,7 @@ use flowforge_core::config::{parse_duration, parse_names, DbArgs, LogArgs};
 ///
 /// Every flag can also be set through the environment variable shown. Bad configuration exits 64.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "flowforge-worker", version, about, long_about = None)]
+#[command(name = "flowforge-worker", version)]
 pub struct Config {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -60,7 +60,8 @@ pub struct Config {
     pub http_allow_hosts: Vec<String>,
 
     /// Leave the `fail` drill kind unregistered (its tasks then die as unknown kinds).
-    #[arg(long, env = "FLOWFORGE_DISABLE_FAIL_KIND", default_value_t = false)]
+    #[arg(long, env = "FLOWFORGE_DISABLE_FAIL_KIND", default_value_t = false, num_args = 0..=1,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub disable_fail_kind: bool,
 
     /// First retry's maximum delay; each retry doubles it (full jitter), up to --retry-cap.

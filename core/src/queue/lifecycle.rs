@@ -6,10 +6,10 @@
 //! at most once.
 //!
 //! A task has a `lease_id` only while it runs (every path back to `queued` clears it), so the
-//! statements below match on `(id, lease_id)` alone. They deliberately do not add
-//! `status = 'running'`: that predicate would let the planner pick the partial lease index, whose
-//! statistics (taken while the tasks were queued) claim it is empty, and join through it with a
-//! nested loop, turning a batch completion into a scan per task.
+//! statements below match on `(id, lease_id)` alone, through the primary key. (An earlier schema
+//! had a partial index on running tasks; with `status = 'running'` in these statements the planner
+//! joined through it using statistics taken while every task was queued, and a batch completion
+//! became a scan per task. Keep the primary key the obvious path.)
 
 use std::time::Duration;
 
