@@ -70,3 +70,13 @@ pub async fn migrate(pool: &PgPool, wait: Duration) -> Result<()> {
         }
     }
 }
+
+/// The `migrate` subcommand of every binary: applies the migrations (waiting up to 30 s for the
+/// database) and reports. Bad connection settings exit 64.
+pub async fn migrate_command(args: &DbArgs, application_name: &str) -> Result<()> {
+    let pool =
+        pool(args, application_name).unwrap_or_else(|e| crate::config::exit_config_error(&e));
+    migrate(&pool, Duration::from_secs(30)).await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}

@@ -17,11 +17,7 @@ async fn run() -> anyhow::Result<()> {
     }
     flowforge_core::telemetry::init_logs(&config.log.log_format, std::io::stderr);
     if let Some(Command::Migrate) = config.command {
-        let pool = flowforge_core::db::pool(&config.db, "flowforge-worker")
-            .unwrap_or_else(|e| exit_config_error(&e));
-        flowforge_core::db::migrate(&pool, std::time::Duration::from_secs(30)).await?;
-        tracing::info!("migrations applied");
-        return Ok(());
+        return Ok(flowforge_core::db::migrate_command(&config.db, "flowforge-worker").await?);
     }
     let app = match Application::build(config).await {
         Ok(app) => app,
