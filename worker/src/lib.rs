@@ -12,6 +12,7 @@ pub mod error;
 pub mod handler;
 pub mod handlers;
 pub mod runner;
+mod task_metrics;
 
 pub use error::{Error, Result};
 pub use handler::{Handler, HandlerError, Registry, TaskContext};

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::task_metrics::{Completed, KindMetrics, TaskMetrics};
 use crate::{HandlerError, Registry, TaskContext};
 
 /// How the runner claims and runs tasks.
@@ -59,6 +60,7 @@ struct Done {
     queue: String,
     kind: String,
     outcome: Outcome,
+    metrics: Arc<KindMetrics>,
 }
 
 struct InFlight {
@@ -78,6 +80,7 @@ pub struct Runner {
     queue: Queue,
     registry: Arc<Registry>,
     settings: RunnerSettings,
+    metrics: Arc<TaskMetrics>,
 }
 
 impl Runner {
@@ -86,6 +89,7 @@ impl Runner {
             queue,
             registry: Arc::new(registry),
             settings,
+            metrics: Arc::default(),
         }
     }
 
@@ -277,10 +281,15 @@ impl Runner {
                 finished: false,
             },
         );
+        let kind_label = if self.registry.get(&task.kind).is_some() {
+            task.kind.as_str()
+        } else {
+            "unregistered"
+        };
+        let metrics = self.metrics.get(&task.queue, kind_label);
         let ready_at = task.run_at.max(task.created_at);
         let wait = (task.started_at - ready_at).to_std().unwrap_or_default();
-        metrics::histogram!("flowforge_task_wait_seconds", "queue" => task.queue.clone())
-            .record(wait.as_secs_f64());
+        metrics.wait.record(wait.as_secs_f64());
 
         let registry = self.registry.clone();
         let capacity = capacity.clone();
@@ -324,17 +333,7 @@ impl Runner {
                 Outcome::Failed(_) if cancel.is_cancelled() => Outcome::Interrupted,
                 other => other,
             };
-            let kind_label = if registry.get(&ctx.kind).is_some() {
-                ctx.kind.clone()
-            } else {
-                "unregistered".to_owned()
-            };
-            metrics::histogram!(
-                "flowforge_task_processing_duration_seconds",
-                "queue" => ctx.queue.clone(),
-                "kind" => kind_label.clone()
-            )
-            .record(started.elapsed().as_secs_f64());
+            metrics.processing.record(started.elapsed().as_secs_f64());
             if let Some(t) = in_flight.lock().expect("in-flight lock").get_mut(&ctx.id) {
                 t.finished = true;
             }
@@ -342,7 +341,8 @@ impl Runner {
                 id: ctx.id,
                 lease_id: task.lease_id,
                 queue: ctx.queue,
-                kind: kind_label,
+                kind: ctx.kind,
+                metrics,
                 outcome,
             });
             drop(permit);
@@ -390,9 +390,9 @@ async fn completer(
                 let ids: HashSet<Uuid> = ids.into_iter().collect();
                 for d in &succeeded {
                     let outcome = if ids.contains(&d.id) {
-                        "succeeded"
+                        Completed::Succeeded
                     } else {
-                        "lease_lost"
+                        Completed::LeaseLost
                     };
                     count(d, outcome);
                 }
@@ -407,9 +407,9 @@ async fn completer(
                     count(
                         d,
                         if ids.contains(&d.id) {
-                            "handed_back"
+                            Completed::HandedBack
                         } else {
-                            "lease_lost"
+                            Completed::LeaseLost
                         },
                     );
                 }
@@ -423,13 +423,13 @@ async fn completer(
                 match result {
                     Some(FailOutcome::Retrying { run_at }) => {
                         tracing::info!(task_id = %d.id, queue = %d.queue, kind = %d.kind, error = %err.message, %run_at, "attempt failed; will retry");
-                        count(d, "retried");
+                        count(d, Completed::Retried);
                     }
                     Some(FailOutcome::Dead) => {
                         tracing::warn!(task_id = %d.id, queue = %d.queue, kind = %d.kind, error = %err.message, "attempt failed; task is dead");
-                        count(d, "dead");
+                        count(d, Completed::Dead);
                     }
-                    Some(FailOutcome::LeaseLost) => count(d, "lease_lost"),
+                    Some(FailOutcome::LeaseLost) => count(d, Completed::LeaseLost),
                     None => {}
                 }
             }
@@ -443,14 +443,8 @@ async fn completer(
     }
 }
 
-fn count(d: &Done, outcome: &'static str) {
-    metrics::counter!(
-        "flowforge_tasks_completed_total",
-        "queue" => d.queue.clone(),
-        "kind" => d.kind.clone(),
-        "outcome" => outcome
-    )
-    .increment(1);
+fn count(d: &Done, how: Completed) {
+    d.metrics.completed(how);
 }
 
 /// Runs `op` until it succeeds, retrying (with backoff, for up to two minutes) while the database
