@@ -8,6 +8,7 @@
 #   BENCH_PICKUP_TASKS  tasks/jobs for pickup latency [1000]
 #   BENCH_HISTORY_ROWS  finished tasks retained for the history run [1000000]
 #   BENCH_ONLY          comma list of parts to run: insert,drain,pickup,history [all]
+#   BENCH_REPS          interleaved repetitions of each drain, median reported [3]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$ROOT"

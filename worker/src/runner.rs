@@ -361,16 +361,27 @@ async fn completer(
     handed_back: Arc<std::sync::atomic::AtomicUsize>,
 ) {
     const MAX_BATCH: usize = 5000;
+    const GATHER: Duration = Duration::from_millis(2);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         {
             let mut rx = rx.lock().await;
             let Some(first) = rx.recv().await else { return };
             batch.push(first);
+            // Gather what arrives within a moment: one statement (and one commit) for many
+            // results is far cheaper than one each. Results wait at most GATHER; leases last
+            // much longer.
+            let deadline = tokio::time::Instant::now() + GATHER;
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(done) => batch.push(done),
-                    Err(_) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        match tokio::time::timeout_at(deadline, rx.recv()).await {
+                            Ok(Some(done)) => batch.push(done),
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
                 }
             }
         }
