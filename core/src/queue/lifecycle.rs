@@ -51,6 +51,12 @@ impl Queue {
     /// Claims up to `limit` ready tasks of `queue` for `worker_id`, highest priority first, then
     /// oldest `run_at`. Locked rows are skipped, so concurrent claimers never get the same task.
     /// Every task of one claim shares one lease, valid for `lease`.
+    ///
+    /// The claim commits asynchronously (no wait for the WAL flush): it is on the critical path of
+    /// every pickup. If PostgreSQL crashes before the claim reaches disk, the claim is undone by
+    /// recovery and the task is simply queued again; the old holder's completion then no longer
+    /// matches its lease and changes nothing. That is a re-run, which at-least-once execution
+    /// allows, and never a lost task: enqueues and completions stay durable.
     #[tracing::instrument(skip_all, fields(queue = queue, limit = limit), err(level = "warn"))]
     pub async fn claim(
         &self,
@@ -62,7 +68,9 @@ impl Queue {
         let lease_id = Uuid::new_v4();
         let rows: Vec<ClaimRow> = sqlx::query_as(
             r#"
-            WITH picked AS (
+            WITH async_commit AS (
+                SELECT set_config('synchronous_commit', 'off', true)
+            ), picked AS (
                 SELECT id FROM flowforge.tasks
                 WHERE queue = $1 AND status = 'queued' AND run_at <= now()
                 ORDER BY priority DESC, run_at
@@ -72,7 +80,7 @@ impl Queue {
             UPDATE flowforge.tasks t
             SET status = 'running', attempts = t.attempts + 1, started_at = clock_timestamp(),
                 lease_id = $3, lease_expires_at = now() + make_interval(secs => $4), worker_id = $5
-            FROM picked WHERE t.id = picked.id
+            FROM picked, async_commit WHERE t.id = picked.id
             RETURNING t.id, t.queue, t.kind, t.payload, t.priority, t.attempts, t.max_attempts,
                       t.timeout_secs, t.run_at, t.created_at, t.started_at
             "#,
@@ -112,9 +120,11 @@ impl Queue {
         if lease_ids.is_empty() {
             return Ok(Vec::new());
         }
+        // Asynchronous commit, as for claims: a heartbeat lost in a crash only shortens a lease.
         let ids = sqlx::query_scalar(
-            "UPDATE flowforge.tasks SET lease_expires_at = now() + make_interval(secs => $2) \
-             WHERE lease_id = ANY($1) AND status = 'running' RETURNING id",
+            "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) \
+             UPDATE flowforge.tasks SET lease_expires_at = now() + make_interval(secs => $2) \
+             FROM async_commit WHERE lease_id = ANY($1) AND status = 'running' RETURNING id",
         )
         .bind(lease_ids)
         .bind(lease.as_secs_f64())
