@@ -71,6 +71,21 @@ pub enum ApiError {
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
+/// The problems every `/v1` route can answer with, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only its OpenAPI description is used
+pub enum V1Problems {
+    /// Missing or invalid token
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// Rate limited (see Retry-After)
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(Problem),
+    /// Database unavailable (see Retry-After)
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
 tokio::task_local! {
     /// The current request's id, set by [`crate::observe`] for every request.
     pub static REQUEST_ID: String;

@@ -24,9 +24,7 @@ pub struct QueueList {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Queue depths", body = QueueList),
-        (status = 401, description = "Missing or invalid token", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
+        crate::problem::V1Problems,
     ))]
 pub async fn list_queues(State(state): State<AppState>) -> Result<Json<QueueList>> {
     Ok(Json(QueueList {

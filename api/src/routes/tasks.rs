@@ -150,12 +150,10 @@ impl From<EnqueueError> for ApiError {
         (status = 201, description = "Created", body = Task, headers(("location" = String, description = "URL of the task"))),
         (status = 200, description = "Idempotent repeat: the original task", body = Task),
         (status = 400, description = "Malformed JSON", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
+        crate::problem::V1Problems,
     ))]
 pub async fn create_task(
     State(state): State<AppState>,
@@ -219,12 +217,10 @@ pub struct BatchCreated {
     responses(
         (status = 201, description = "Created", body = BatchCreated),
         (status = 400, description = "Malformed JSON", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body or batch over the limit", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
+        crate::problem::V1Problems,
     ))]
 pub async fn create_batch(
     State(state): State<AppState>,
@@ -273,10 +269,8 @@ pub async fn create_batch(
     params(("id" = Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "The task", body = Task),
-        (status = 401, description = "Missing or invalid token", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task (or no longer retained)", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
+        crate::problem::V1Problems,
     ))]
 pub async fn get_task(State(state): State<AppState>, TaskId(id): TaskId) -> Result<Json<Task>> {
     state
@@ -316,10 +310,8 @@ pub struct TaskList {
     params(ListParams),
     responses(
         (status = 200, description = "A page of tasks", body = TaskList),
-        (status = 401, description = "Missing or invalid token", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid query parameters", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
+        crate::problem::V1Problems,
     ))]
 pub async fn list_tasks(
     State(state): State<AppState>,
@@ -384,11 +376,9 @@ pub async fn list_tasks(
     params(("id" = Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "Cancelled", body = Task),
-        (status = 401, description = "Missing or invalid token", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The task is not queued", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
+        crate::problem::V1Problems,
     ))]
 pub async fn cancel_task(State(state): State<AppState>, TaskId(id): TaskId) -> Result<Json<Task>> {
     Ok(Json(state.queue.cancel(id).await?))
@@ -400,11 +390,9 @@ pub async fn cancel_task(State(state): State<AppState>, TaskId(id): TaskId) -> R
     params(("id" = Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "Queued again", body = Task),
-        (status = 401, description = "Missing or invalid token", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The task is not dead or cancelled", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable", body = crate::problem::Problem, content_type = "application/problem+json"),
+        crate::problem::V1Problems,
     ))]
 pub async fn retry_task(State(state): State<AppState>, TaskId(id): TaskId) -> Result<Json<Task>> {
     Ok(Json(state.queue.retry(id).await?))
