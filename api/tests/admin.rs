@@ -14,28 +14,13 @@ async fn admin_endpoints_answer_on_their_own_address() {
     let app = TestApp::spawn(&[]).await;
     assert_ne!(app.admin_addr, app.addr);
 
-    let health = app
-        .client
-        .get(app.admin_url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let health = app.admin_get("/healthz").await;
     assert_eq!(health.status(), StatusCode::OK);
 
-    let ready = app
-        .client
-        .get(app.admin_url("/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.admin_get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::OK, "database is up");
 
-    let version = app
-        .client
-        .get(app.admin_url("/version"))
-        .send()
-        .await
-        .unwrap();
+    let version = app.admin_get("/version").await;
     assert_eq!(version.status(), StatusCode::OK);
     let version: Value = version.json().await.expect("/version is JSON");
     assert_eq!(version["name"], "flowforge-api");
@@ -70,12 +55,7 @@ async fn metrics_count_requests_by_route_template_never_by_raw_path() {
     let response = app.get("/v1/no-such-route/abc123").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 
-    let response = app
-        .client
-        .get(app.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.admin_get("/metrics").await;
     assert_eq!(response.status(), StatusCode::OK);
     let metrics = response.text().await.unwrap();
     let requests: Vec<&str> = metrics
@@ -123,19 +103,9 @@ async fn readyz_is_503_while_the_database_is_unreachable() {
         &["--db-acquire-timeout", "500ms"],
     )
     .await;
-    let health = app
-        .client
-        .get(app.admin_url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let health = app.admin_get("/healthz").await;
     assert_eq!(health.status(), StatusCode::OK, "alive without a database");
-    let ready = app
-        .client
-        .get(app.admin_url("/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.admin_get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 

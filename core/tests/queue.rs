@@ -35,6 +35,22 @@ fn task(queue: &str) -> NewTask {
     NewTask::new(queue, "noop", json!({}))
 }
 
+/// Enqueues `tasks` and returns their ids, in order.
+async fn ids_of(q: &Queue, tasks: &[NewTask]) -> Vec<Uuid> {
+    q.enqueue_many(tasks)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.task.id)
+        .collect()
+}
+
+/// Completes every claimed task and returns the ids completed.
+async fn complete(q: &Queue, claimed: &[flowforge_core::queue::ClaimedTask]) -> Vec<Uuid> {
+    let done: Vec<(Uuid, Uuid)> = claimed.iter().map(|c| (c.id, c.lease_id)).collect();
+    q.complete_many(&done).await.unwrap()
+}
+
 /// Makes finished tasks look two days old: created and finished then. Their UUIDv7 ids carry
 /// the creation time, so the ids change too (and their idempotency keys follow). Returns the new ids.
 async fn age_history(q: &Queue, ids: &[Uuid]) -> Vec<Uuid> {
@@ -174,13 +190,7 @@ async fn claims_follow_priority_then_run_at_and_skip_future_tasks() {
     let mut delayed = task("q");
     delayed.priority = 100;
     delayed.run_at = Some(now + chrono::Duration::hours(1));
-    let ids: Vec<Uuid> = q
-        .enqueue_many(&[low_old, high, low_new, delayed])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.task.id)
-        .collect();
+    let ids: Vec<Uuid> = ids_of(&q, &[low_old, high, low_new, delayed]).await;
     let claimed = q.claim("q", 10, "w", LEASE).await.unwrap();
     let order: Vec<Uuid> = claimed.iter().map(|t| t.id).collect();
     assert_eq!(
@@ -433,13 +443,7 @@ async fn non_retryable_failure_goes_straight_to_dead() {
 #[tokio::test]
 async fn cancel_only_works_on_queued_tasks() {
     let q = queue().await;
-    let ids: Vec<Uuid> = q
-        .enqueue_many(&[task("q"), task("q")])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.task.id)
-        .collect();
+    let ids: Vec<Uuid> = ids_of(&q, &[task("q"), task("q")]).await;
     let cancelled = q.cancel(ids[0]).await.unwrap();
     assert_eq!(cancelled.status, TaskStatus::Cancelled);
     assert!(cancelled.finished_at.is_some());
@@ -463,13 +467,7 @@ async fn cancel_only_works_on_queued_tasks() {
 #[tokio::test]
 async fn cancel_racing_claims_never_both_win() {
     let q = queue().await;
-    let ids: Vec<Uuid> = q
-        .enqueue_many(&(0..400).map(|_| task("q")).collect::<Vec<_>>())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.task.id)
-        .collect();
+    let ids: Vec<Uuid> = ids_of(&q, &(0..400).map(|_| task("q")).collect::<Vec<_>>()).await;
     let claimer = {
         let q = q.clone();
         tokio::spawn(async move {
@@ -538,34 +536,14 @@ async fn pruning_removes_only_tasks_past_retention_in_batches_and_frees_their_ke
     keyed.idempotency_key = Some("old-key".into());
     let mut tasks = vec![keyed.clone()];
     tasks.extend((0..249).map(|_| task("q")));
-    let old: Vec<Uuid> = q
-        .enqueue_many(&tasks)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.task.id)
-        .collect();
+    let old: Vec<Uuid> = ids_of(&q, &tasks).await;
     let claimed = q.claim("q", 1000, "w", LEASE).await.unwrap();
-    q.complete_many(
-        &claimed
-            .iter()
-            .map(|c| (c.id, c.lease_id))
-            .collect::<Vec<_>>(),
-    )
-    .await
-    .unwrap();
+    complete(&q, &claimed).await;
     // Age them by two days; then add fresh finished tasks and one old dead task.
     let old = age_history(&q, &old).await;
     let fresh = q.enqueue_many(&[task("q"), task("q")]).await.unwrap();
     let claimed = q.claim("q", 10, "w", LEASE).await.unwrap();
-    q.complete_many(
-        &claimed
-            .iter()
-            .map(|c| (c.id, c.lease_id))
-            .collect::<Vec<_>>(),
-    )
-    .await
-    .unwrap();
+    complete(&q, &claimed).await;
     let mut dying = task("q");
     dying.max_attempts = 1;
     let dead_id = q.enqueue_many(&[dying]).await.unwrap()[0].task.id;
@@ -601,13 +579,7 @@ async fn pruning_removes_only_tasks_past_retention_in_batches_and_frees_their_ke
 #[tokio::test]
 async fn listing_pages_through_active_and_finished_tasks() {
     let q = queue().await;
-    let ids: Vec<Uuid> = q
-        .enqueue_many(&(0..25).map(|_| task("q")).collect::<Vec<_>>())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.task.id)
-        .collect();
+    let ids: Vec<Uuid> = ids_of(&q, &(0..25).map(|_| task("q")).collect::<Vec<_>>()).await;
     q.enqueue_many(&[task("other")]).await.unwrap();
     let claimed = q.claim("q", 10, "w", LEASE).await.unwrap();
     q.complete_many(
@@ -709,16 +681,9 @@ async fn succeeded_tasks_are_deleted_at_once_when_not_retained() {
     let q = queue().await.with_keep_succeeded(false);
     let mut keyed = task("q");
     keyed.idempotency_key = Some("k".into());
-    let ids: Vec<Uuid> = q
-        .enqueue_many(&[keyed.clone(), task("q")])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.task.id)
-        .collect();
+    let ids: Vec<Uuid> = ids_of(&q, &[keyed.clone(), task("q")]).await;
     let claimed = q.claim("q", 10, "w", LEASE).await.unwrap();
-    let done: Vec<(Uuid, Uuid)> = claimed.iter().map(|c| (c.id, c.lease_id)).collect();
-    let mut completed = q.complete_many(&done).await.unwrap();
+    let mut completed = complete(&q, &claimed).await;
     completed.sort();
     let mut expected = ids.clone();
     expected.sort();

@@ -178,6 +178,15 @@ impl TestApp {
         format!("http://{}{}", self.admin_addr, path)
     }
 
+    /// A GET on the admin address (no token).
+    pub async fn admin_get(&self, path: &str) -> Response {
+        self.client
+            .get(self.admin_url(path))
+            .send()
+            .await
+            .expect("admin GET request")
+    }
+
     /// A request to the API carrying the valid bearer token.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
