@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use flowforge_core::config::Command;
 use flowforge_core::config::{parse_duration, DbArgs, LogArgs};
 use flowforge_core::secrets::SecretSource;
 
@@ -69,12 +70,6 @@ pub struct Config {
     /// Longest time in-flight requests get to finish on shutdown.
     #[arg(long, env = "FLOWFORGE_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
-}
-
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum Command {
-    /// Apply the embedded schema migrations and exit.
-    Migrate,
 }
 
 impl Config {

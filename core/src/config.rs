@@ -80,6 +80,13 @@ fn first_line(message: &str) -> String {
         .to_owned()
 }
 
+/// Subcommands every binary has.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Apply the embedded schema migrations and exit.
+    Migrate,
+}
+
 /// Database connection settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbArgs {

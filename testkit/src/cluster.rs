@@ -50,11 +50,6 @@ impl PgCluster {
         &self.url
     }
 
-    /// Superuser URL of another database of this cluster.
-    pub fn url_for(&self, database: &str) -> String {
-        replace_database(&self.url, database)
-    }
-
     /// Creates a fresh database in this cluster and returns its URL.
     pub async fn create_database(&self) -> Result<String> {
         create_database_in(&self.url).await
@@ -63,11 +58,6 @@ impl PgCluster {
     /// Fast shutdown: connections are closed, the server stops.
     pub fn stop(&self) -> Result<()> {
         run_script(&["stop", path_str(self.dir.path())?]).map(|_| ())
-    }
-
-    /// Immediate shutdown, as in a crash (recovery runs on the next start).
-    pub fn kill(&self) -> Result<()> {
-        run_script(&["kill", path_str(self.dir.path())?]).map(|_| ())
     }
 
     /// Starts the cluster again on the same port.

@@ -63,10 +63,6 @@ impl Child {
         })
     }
 
-    pub fn pid(&self) -> u32 {
-        self.inner.id()
-    }
-
     /// Sends a signal (SIGTERM for a drain, SIGKILL for a crash).
     pub fn signal(&self, signal: Signal) -> Result<()> {
         kill(Pid::from_raw(self.inner.id() as i32), signal).context("sending signal")

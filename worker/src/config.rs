@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use flowforge_core::config::Command;
 use flowforge_core::config::{parse_duration, parse_names, DbArgs, LogArgs};
 
 /// Claims tasks from the FlowForge queue in PostgreSQL and runs them.
@@ -88,12 +89,6 @@ pub struct Config {
     /// How often finished tasks past retention are pruned.
     #[arg(long, env = "FLOWFORGE_PRUNE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub prune_interval: Duration,
-}
-
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum Command {
-    /// Apply the embedded schema migrations and exit.
-    Migrate,
 }
 
 impl Config {

@@ -67,10 +67,12 @@ pub struct CreateTask {
 
 impl CreateTask {
     /// Checks every field, prefixing paths with `prefix` (e.g. `tasks[3].`), and converts.
+    /// `payload_limit` bounds the serialised payload; single creates pass `None`, since the body
+    /// limit already bounds them.
     fn validate(
         self,
         prefix: &str,
-        limits: &Limits,
+        payload_limit: Option<usize>,
         errors: &mut Vec<FieldError>,
     ) -> Option<NewTask> {
         let before = errors.len();
@@ -103,18 +105,14 @@ impl CreateTask {
             }
         }
         let payload = self.payload.unwrap_or_else(|| serde_json::json!({}));
-        if prefix.starts_with("tasks[") {
-            // Single requests are bounded by the body limit; batch items are checked one by one.
+        if let Some(limit) = payload_limit {
             let size = serde_json::to_vec(&payload)
                 .map(|v| v.len())
                 .unwrap_or(usize::MAX);
-            if size > limits.max_body_bytes {
+            if size > limit {
                 bad(
                     "payload",
-                    format!(
-                        "{size} bytes is over the {} byte limit",
-                        limits.max_body_bytes
-                    ),
+                    format!("{size} bytes is over the {limit} byte limit"),
                 );
             }
         }
@@ -178,7 +176,7 @@ pub async fn create_task(
         }
     }
     let mut errors = Vec::new();
-    let Some(task) = body.validate("", &state.limits, &mut errors) else {
+    let Some(task) = body.validate("", None, &mut errors) else {
         return Err(ApiError::Validation(errors));
     };
     let enqueued = state.enqueuer.enqueue(task).await?;
@@ -245,7 +243,13 @@ pub async fn create_batch(
         .tasks
         .into_iter()
         .enumerate()
-        .filter_map(|(i, t)| t.validate(&format!("tasks[{i}]."), &limits, &mut errors))
+        .filter_map(|(i, t)| {
+            t.validate(
+                &format!("tasks[{i}]."),
+                Some(limits.max_body_bytes),
+                &mut errors,
+            )
+        })
         .collect();
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));

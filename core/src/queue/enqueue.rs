@@ -103,8 +103,8 @@ impl Queue {
             let existing = self.tasks_by_key(&missing, tasks).await?;
             for i in missing {
                 let key = (
-                    tasks[i].queue.as_str(),
-                    tasks[i].idempotency_key.as_deref().unwrap_or(""),
+                    tasks[i].queue.clone(),
+                    tasks[i].idempotency_key.clone().unwrap_or_default(),
                 );
                 let task = existing.get(&key).cloned().ok_or_else(|| {
                     // The matching task was pruned between the insert and the lookup: vanishingly
@@ -126,11 +126,11 @@ impl Queue {
     }
 
     /// Retained tasks for the idempotency keys of `tasks[i]`, `i` in `which`, keyed by (queue, key).
-    async fn tasks_by_key<'a>(
+    async fn tasks_by_key(
         &self,
         which: &[usize],
-        tasks: &'a [NewTask],
-    ) -> Result<HashMap<(&'a str, &'a str), Task>> {
+        tasks: &[NewTask],
+    ) -> Result<HashMap<(String, String), Task>> {
         let queues: Vec<&str> = which.iter().map(|&i| tasks[i].queue.as_str()).collect();
         let keys: Vec<&str> = which
             .iter()
@@ -154,18 +154,16 @@ impl Queue {
             .bind(&keys)
             .fetch_all(self.pool())
             .await?;
-        let mut out = HashMap::new();
-        for task in found {
-            for &i in which {
-                let t = &tasks[i];
-                if t.queue == task.queue && t.idempotency_key == task.idempotency_key {
-                    out.insert(
-                        (t.queue.as_str(), t.idempotency_key.as_deref().unwrap_or("")),
-                        task.clone(),
-                    );
-                }
-            }
-        }
+        let out = found
+            .into_iter()
+            .map(|task| {
+                let key = (
+                    task.queue.clone(),
+                    task.idempotency_key.clone().unwrap_or_default(),
+                );
+                (key, task)
+            })
+            .collect();
         Ok(out)
     }
 }

@@ -60,11 +60,6 @@ impl Wakeups {
     pub async fn wait(&self) {
         self.notify.notified().await;
     }
-
-    /// Wakes the holder by hand (for example when local capacity frees up).
-    pub fn wake(&self) {
-        self.notify.notify_one();
-    }
 }
 
 async fn listen(
