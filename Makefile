@@ -12,7 +12,7 @@ help:
 	@echo '  make up           build and run api + worker + PostgreSQL locally (Ctrl-C stops all)'
 	@echo '                    ports: FLOWFORGE_UP_API_PORT=8080 FLOWFORGE_UP_API_ADMIN_PORT=9080'
 	@echo '                           FLOWFORGE_UP_WORKER_ADMIN_PORT=9081 FLOWFORGE_UP_PG_PORT=55432'
-	@echo '  make test         fmt check, clippy, and all tests on an ephemeral PostgreSQL (what CI runs)'
+	@echo '  make test         fmt check, clippy, shellcheck, and all tests on an ephemeral PostgreSQL + moto (what CI runs)'
 	@echo '                    extra nextest arguments: make test ARGS="-E '\''test(name)'\''"'
 	@echo '  make bench        run the benchmarks (installs wrk and the Graphile Worker peer first)'
 	@echo '  make build        cargo build --workspace --release'

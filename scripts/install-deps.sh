@@ -3,14 +3,21 @@
 # and says what it installs.
 #
 # Usage: scripts/install-deps.sh [test|bench|up]     (default: test)
-#   test   PostgreSQL 15 server binaries, cargo, rustfmt, clippy, cargo-nextest
-#   up     PostgreSQL 15, cargo, curl
-#   bench  test + wrk (apt) + `npm ci` in bench/peers/graphile (when that folder exists)
+#   test   PostgreSQL 15 server binaries, cargo, rustfmt, clippy, cargo-nextest, shellcheck,
+#          moto server (AWS Secrets Manager emulator, pinned; in its own Python venv)
+#   up     PostgreSQL 15, cargo, curl, python3, moto server
+#   bench  PostgreSQL 15, cargo, cargo-nextest, curl, wrk (apt), moto server,
+#          `npm ci` in bench/peers/graphile (when that folder exists)
+#
+# The moto venv is ${FLOWFORGE_TOOLS_DIR:-$HOME/.cache/flowforge}/moto-venv (scripts/test.sh
+# runs its bin/moto_server); a moto_server installed elsewhere is never used.
 set -euo pipefail
 
 MODE=${1:-test}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 PGBIN=${FLOWFORGE_PG_BIN:-/usr/lib/postgresql/15/bin}
+TOOLS_DIR=${FLOWFORGE_TOOLS_DIR:-$HOME/.cache/flowforge}
+MOTO_VERSION=5.2.5
 
 say() { printf 'install-deps: %s\n' "$*" >&2; }
 die() {
@@ -21,7 +28,7 @@ die() {
 case "$MODE" in
 test | bench | up) ;;
 -h | --help)
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
     exit 0
     ;;
 *) die "unknown mode '$MODE' (expected test, bench or up)" ;;
@@ -104,6 +111,33 @@ ensure_shellcheck() {
     fi
 }
 
+# moto (the AWS emulator the Secrets Manager tests run against), pinned, in a venv of its own.
+ensure_moto() {
+    local venv="$TOOLS_DIR/moto-venv" have=
+    ensure_cmd python3 python3
+    if [ -x "$venv/bin/python" ] && [ -x "$venv/bin/moto_server" ]; then
+        # Also checks that the server extra (flask, ...) imports: a half-finished install or a
+        # venv whose base Python is gone gets repaired below.
+        have=$("$venv/bin/python" -c 'import importlib.metadata as m, moto.server; print(m.version("moto"))' 2>/dev/null) || have=
+    fi
+    if [ "$have" = "$MOTO_VERSION" ]; then
+        say "ok: moto $MOTO_VERSION in $venv"
+        return 0
+    fi
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        # Debian ships the venv module without ensurepip; python3-venv adds it.
+        python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_install python3-venv
+        say "python3 -m venv $venv"
+        rm -rf "$venv"
+        mkdir -p "$TOOLS_DIR"
+        python3 -m venv "$venv" >&2
+    fi
+    say "pip install moto[server]==$MOTO_VERSION into $venv${have:+ (had $have)}"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" </dev/null >&2
+    [ -x "$venv/bin/moto_server" ] || die "moto installed but $venv/bin/moto_server is missing"
+    say "ok: moto $MOTO_VERSION in $venv"
+}
+
 ensure_cmd() { # command package
     if command -v "$1" >/dev/null 2>&1; then
         say "ok: $1"
@@ -141,12 +175,14 @@ test)
     ensure_rust
     ensure_nextest
     ensure_shellcheck
+    ensure_moto
     ;;
 up)
     ensure_postgres
     ensure_rust
     ensure_cmd curl curl
     ensure_cmd python3 python3
+    ensure_moto
     ;;
 bench)
     ensure_postgres
@@ -154,6 +190,7 @@ bench)
     ensure_nextest
     ensure_cmd curl curl
     ensure_cmd wrk wrk
+    ensure_moto
     ensure_graphile
     ;;
 esac

@@ -10,6 +10,12 @@
 #   scripts/pg.sh destroy DIR         immediate shutdown + rm -rf DIR
 #   scripts/pg.sh status  DIR         exit 0 if running, 3 if not running
 #   scripts/pg.sh psql    DIR [ARGS]  run psql against the cluster (over 127.0.0.1, with the password)
+#   scripts/pg.sh tls     DIR CERT_FILE KEY_FILE
+#                                     enable TLS on the running cluster: copies the PEM certificate
+#                                     (chain) and key into data/ as server.crt/server.key (owner
+#                                     only, mode 600), ALTER SYSTEM SET ssl = on, reloads, waits
+#                                     until SHOW ssl says on. Kept across restarts (postgresql.auto.conf);
+#                                     run again to replace the certificate. Plain connections stay allowed.
 #
 # The URL (postgres://postgres:PASSWORD@127.0.0.1:PORT/postgres) is always the LAST line on
 # stdout; everything else goes to stderr.
@@ -339,6 +345,73 @@ start() {
     url
 }
 
+# psql as the superuser over 127.0.0.1 with the cluster password (no .psqlrc).
+cluster_psql() {
+    [ -f "$DIR/password" ] && [ -f "$DIR/port" ] || die "no cluster started in $DIR yet"
+    PGPASSWORD=$(cat "$DIR/password") PGPORT=$(cat "$DIR/port") PGHOST=127.0.0.1 \
+        PGUSER=$SUPERUSER PGDATABASE=${PGDATABASE:-postgres} PGCONNECT_TIMEOUT=10 "$PGBIN/psql" -X "$@"
+}
+
+enable_tls() { # $1 = certificate PEM file, $2 = key PEM file
+    local cert=$1 key=$2 state='' logsize=0 had=0
+    grep -q -- '-----BEGIN CERTIFICATE-----' "$cert" 2>/dev/null || die "$cert is not a readable PEM certificate"
+    grep -q -- '-----BEGIN .*PRIVATE KEY-----' "$key" 2>/dev/null || die "$key is not a readable PEM private key"
+    has_cluster || die "no cluster in $DIR"
+    is_running || die "the cluster in $DIR is not running (start it first)"
+    [ -f "$DIR/log" ] && logsize=$(stat -c %s "$DIR/log")
+    # Keep the files in use so that a certificate the server refuses can be rolled back
+    # (with ssl = on, a bad key would also stop the next start).
+    if [ -f "$DATA/server.crt" ] && [ -f "$DATA/server.key" ]; then
+        had=1
+        cp -p "$DATA/server.crt" "$DATA/server.crt.prev"
+        cp -p "$DATA/server.key" "$DATA/server.key.prev"
+    fi
+    # The server refuses a key file that the group or others can read: write_owned makes
+    # both files mode 600, owned by the cluster owner.
+    write_owned "$DATA/server.crt" <"$cert"
+    write_owned "$DATA/server.key" <"$key"
+    cluster_psql -q -v ON_ERROR_STOP=1 -f - >/dev/null <<'EOF' || die "could not enable TLS (see $DIR/log)"
+ALTER SYSTEM SET ssl_cert_file = 'server.crt';
+ALTER SYSTEM SET ssl_key_file = 'server.key';
+ALTER SYSTEM SET ssl = on;
+SELECT pg_reload_conf();
+EOF
+    # The postmaster reloads asynchronously. Once a new session sees ssl = on it has also
+    # tried to load the certificate and key, and logged why if that failed (ssl then still
+    # says on, but TLS stays off, or on with the previous certificate).
+    for _ in $(seq 1 100); do
+        state=$(cluster_psql -At -c 'SHOW ssl' 2>/dev/null) || state=''
+        [ "$state" = on ] && break
+        sleep 0.1
+    done
+    if [ "$state" = on ] && ! tail -c +"$((logsize + 1))" "$DIR/log" 2>/dev/null | grep -q 'SSL configuration was not reloaded'; then
+        state=$(PGSSLMODE=require cluster_psql -At -c 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()' 2>/dev/null) || state=''
+        if [ "$state" = t ]; then
+            rm -f "$DATA/server.crt.prev" "$DATA/server.key.prev"
+            log "TLS enabled on 127.0.0.1:$(cat "$DIR/port")"
+            return 0
+        fi
+    fi
+    log "the server did not take the certificate; tail of $DIR/log:"
+    tail -c +"$((logsize + 1))" "$DIR/log" 2>/dev/null | tail -n 20 >&2 || true
+    if [ "$had" -eq 1 ]; then
+        log "rolling back to the previous certificate"
+        mv -f "$DATA/server.crt.prev" "$DATA/server.crt"
+        mv -f "$DATA/server.key.prev" "$DATA/server.key"
+        cluster_psql -q -c 'SELECT pg_reload_conf()' >/dev/null || true
+    else
+        log "turning ssl off again"
+        rm -f "$DATA/server.crt" "$DATA/server.key"
+        cluster_psql -q -v ON_ERROR_STOP=1 -f - >/dev/null <<'EOF' || true
+ALTER SYSTEM RESET ssl;
+ALTER SYSTEM RESET ssl_cert_file;
+ALTER SYSTEM RESET ssl_key_file;
+SELECT pg_reload_conf();
+EOF
+    fi
+    die "could not enable TLS in $DIR"
+}
+
 stop_mode() { # $1 = fast|immediate
     if ! has_cluster; then return 0; fi
     if ! is_running; then
@@ -402,6 +475,13 @@ main() {
         PGPORT=$(cat "$DIR/port")
         export PGPASSWORD PGPORT PGHOST=127.0.0.1 PGUSER=$SUPERUSER PGDATABASE=${PGDATABASE:-postgres}
         exec "$PGBIN/psql" -X "$@"
+        ;;
+    tls)
+        [ $# -eq 3 ] || usage
+        [ -d "$1" ] || die "$1 does not exist"
+        setup_dir "$1"
+        lock_dir
+        enable_tls "$2" "$3"
         ;;
     destroy)
         [ $# -eq 1 ] || usage

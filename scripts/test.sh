@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # FlowForge test run: formatting, clippy, and the whole nextest suite against an ephemeral
-# PostgreSQL cluster that is destroyed on exit.
+# PostgreSQL cluster and a moto server (AWS Secrets Manager emulator), both stopped on exit.
 #
 # Usage: scripts/test.sh [NEXTEST ARGS...]      e.g. scripts/test.sh -E 'test(lease)'
+#
+# Needs what `scripts/install-deps.sh test` installs (`make test` runs it first), including
+# the moto venv in ${FLOWFORGE_TOOLS_DIR:-$HOME/.cache/flowforge}/moto-venv.
 #
 # Exported to the tests:
 #   FLOWFORGE_TEST_DATABASE_URL, DATABASE_URL   URL of the shared ephemeral cluster
 #   FLOWFORGE_PG_SCRIPT                         this repo's scripts/pg.sh (for tests that
 #                                               need clusters of their own, e.g. crash tests)
+#   FLOWFORGE_TEST_MOTO_URL                     http://127.0.0.1:PORT of the run's shared
+#                                               moto server (tests use unique secret names)
+#   FLOWFORGE_MOTO_SERVER                       the venv's moto_server (for tests that need
+#                                               a server of their own, e.g. to stop it)
 # Environment:
 #   FLOWFORGE_TEST_NO_LINT=1   skip cargo fmt --check, clippy and shellcheck (quicker local runs)
+#   FLOWFORGE_TOOLS_DIR        where install-deps.sh put the moto venv (see above)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -18,10 +26,22 @@ PG="$ROOT/scripts/pg.sh"
 
 say() { printf '\n==> %s\n' "$*" >&2; }
 
+# The moto server installed by install-deps.sh (never one installed by other means).
+moto_server_bin() {
+    printf '%s/moto-venv/bin/moto_server\n' "${FLOWFORGE_TOOLS_DIR:-$HOME/.cache/flowforge}"
+}
+
 PGDIR=$(mktemp -d "${TMPDIR:-/tmp}/flowforge-test-pg.XXXXXX")
+MOTO_PID=
+MOTO_LOG=
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [ -n "${MOTO_PID:-}" ] && kill -0 "$MOTO_PID" 2>/dev/null; then
+        kill "$MOTO_PID" 2>/dev/null || true
+        wait "$MOTO_PID" 2>/dev/null || true
+    fi
+    if [ -n "${MOTO_LOG:-}" ]; then rm -f "$MOTO_LOG"; fi
     if [ -n "${PGDIR:-}" ] && [ -d "$PGDIR" ]; then
         "$PG" destroy "$PGDIR" >/dev/null 2>&1 || printf 'test.sh: warning: could not destroy %s\n' "$PGDIR" >&2
     fi
@@ -62,6 +82,46 @@ printf 'PostgreSQL ready in %ss: %s\n' "$(($(date +%s) - start))" "${URL%%:*}://
 export FLOWFORGE_TEST_DATABASE_URL="$URL"
 export DATABASE_URL="$URL"
 export FLOWFORGE_PG_SCRIPT="$PG"
+
+# One moto server for the whole run, on a free loopback port. A port taken between the
+# choice and the bind makes moto exit: try again with another one.
+MOTO=$(moto_server_bin)
+[ -x "$MOTO" ] || {
+    printf 'test.sh: %s not found: run scripts/install-deps.sh test (or make test)\n' "$MOTO" >&2
+    exit 1
+}
+MOTO_PY="$(dirname "$MOTO")/python"
+MOTO_LOG=$(mktemp "${TMPDIR:-/tmp}/flowforge-test-moto.XXXXXX")
+say "starting moto server ($MOTO)"
+start=$(date +%s)
+MOTO_URL=
+for attempt in 1 2 3; do
+    port=$("$MOTO_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$MOTO" -H 127.0.0.1 -p "$port" </dev/null >"$MOTO_LOG" 2>&1 &
+    MOTO_PID=$!
+    for _ in $(seq 1 300); do
+        if "$MOTO_PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+            "http://127.0.0.1:$port/moto-api/" 2>/dev/null; then
+            MOTO_URL="http://127.0.0.1:$port"
+            break
+        fi
+        kill -0 "$MOTO_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -n "$MOTO_URL" ] && break
+    kill "$MOTO_PID" 2>/dev/null || true
+    wait "$MOTO_PID" 2>/dev/null || true
+    MOTO_PID=
+    printf 'test.sh: moto server did not start on port %s (attempt %s); its log:\n' "$port" "$attempt" >&2
+    tail -n 20 "$MOTO_LOG" >&2 || true
+done
+[ -n "$MOTO_URL" ] || {
+    printf 'test.sh: FAILED step: start moto server\n' >&2
+    exit 1
+}
+printf 'moto server ready in %ss: %s (log %s)\n' "$(($(date +%s) - start))" "$MOTO_URL" "$MOTO_LOG" >&2
+export FLOWFORGE_TEST_MOTO_URL="$MOTO_URL"
+export FLOWFORGE_MOTO_SERVER="$MOTO"
 
 if [ "${FLOWFORGE_TEST_NO_LINT:-0}" != 1 ]; then
     run_step "cargo fmt" cargo fmt --all -- --check || true

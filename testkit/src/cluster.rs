@@ -64,6 +64,50 @@ impl PgCluster {
     pub fn restart(&self) -> Result<()> {
         run_script(&["restart", path_str(self.dir.path())?]).map(|_| ())
     }
+
+    /// The loopback port the cluster listens on.
+    pub fn port(&self) -> u16 {
+        url_parts(&self.url)
+            .and_then(|(_, port)| port.parse().ok())
+            .expect("pg.sh prints postgres://USER:PASSWORD@127.0.0.1:PORT/DB")
+    }
+
+    /// The superuser (`postgres`) password.
+    pub fn password(&self) -> &str {
+        url_parts(&self.url)
+            .map(|(password, _)| password)
+            .expect("pg.sh prints postgres://USER:PASSWORD@127.0.0.1:PORT/DB")
+    }
+
+    /// Turns TLS on (`scripts/pg.sh tls`): the server presents `cert_pem` (a PEM certificate,
+    /// optionally followed by its intermediates) with `key_pem`. Plain connections keep working;
+    /// the setting survives [`PgCluster::restart`]. Fails if the server refuses the pair.
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str) -> Result<()> {
+        let files = tempfile::Builder::new()
+            .prefix("flowforge-pg-tls-")
+            .tempdir()?;
+        let cert = files.path().join("server.crt");
+        let key = files.path().join("server.key");
+        std::fs::write(&cert, cert_pem)?;
+        std::fs::write(&key, key_pem)?;
+        run_script(&[
+            "tls",
+            path_str(self.dir.path())?,
+            path_str(&cert)?,
+            path_str(&key)?,
+        ])
+        .map(|_| ())
+    }
+}
+
+/// (password, port) of `postgres://USER:PASSWORD@HOST:PORT/DB`.
+fn url_parts(url: &str) -> Option<(&str, &str)> {
+    let rest = url.split_once("://")?.1;
+    let (userinfo, hostport) = rest.rsplit_once('@')?;
+    let password = userinfo.split_once(':')?.1;
+    let hostport = hostport.split(['/', '?']).next()?;
+    let port = hostport.rsplit_once(':')?.1;
+    Some((password, port))
 }
 
 impl Drop for PgCluster {
@@ -117,7 +161,19 @@ pub async fn fresh_database() -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::replace_database;
+    use super::{replace_database, url_parts};
+
+    #[test]
+    fn password_and_port_are_read_from_urls() {
+        assert_eq!(
+            url_parts("postgres://postgres:abc123@127.0.0.1:5432/postgres"),
+            Some(("abc123", "5432"))
+        );
+        assert_eq!(
+            url_parts("postgres://postgres:p@127.0.0.1:7/x?sslmode=disable"),
+            Some(("p", "7"))
+        );
+    }
 
     #[test]
     fn database_names_are_replaced_in_urls() {

@@ -63,6 +63,16 @@ impl Child {
         })
     }
 
+    /// Wraps an already spawned process (for callers that set up its stdio themselves).
+    pub(crate) fn from_std(inner: std::process::Child, name: String) -> Self {
+        Child { inner, name }
+    }
+
+    /// The exit status if the process has exited, without waiting.
+    pub fn try_wait(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        self.inner.try_wait().context("checking the child's status")
+    }
+
     /// Sends a signal (SIGTERM for a drain, SIGKILL for a crash).
     pub fn signal(&self, signal: Signal) -> Result<()> {
         kill(Pid::from_raw(self.inner.id() as i32), signal).context("sending signal")
