@@ -8,8 +8,9 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::{middleware, Json, Router};
 use flowforge_core::admin::{self, AdminState};
+use flowforge_core::db::Db;
 use flowforge_core::queue::{Enqueuer, Queue};
-use flowforge_core::secrets::TokenSet;
+use flowforge_core::secrets::ApiTokens;
 use flowforge_core::shutdown::Readiness;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,9 @@ pub enum AppError {
     #[error("server failed: {0}")]
     Serve(#[from] std::io::Error),
 }
+
+/// How long start-up waits for the secrets' first load before serving anyway.
+const STARTUP_SECRET_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The full router: `/v1` behind auth, `/openapi.json` open, problems for unknown routes and methods.
 pub fn router(state: AppState) -> Router {
@@ -61,21 +65,39 @@ pub struct Application {
     state: AppState,
     api: TcpListener,
     admin: TcpListener,
+    /// Stops the secret refreshers when the application ends.
+    stop_secrets: CancellationToken,
 }
 
 impl Application {
-    /// Loads the tokens, builds the pool and binds both listeners (port 0 works for tests).
+    /// Starts the secret refreshers, builds the pool and binds both listeners (port 0 works for
+    /// tests). Secrets load in the background: until they do, `/readyz` says why.
     pub async fn build(config: Config) -> Result<Self, AppError> {
         let source = config
             .api_tokens_secret
             .clone()
             .ok_or_else(|| AppError::Config("FLOWFORGE_API_TOKENS_SECRET is required".into()))?;
-        let tokens = TokenSet::load(&source)
-            .await
-            .map_err(|e| AppError::Config(e.to_string()))?;
-        let pool =
-            flowforge_core::db::pool(&config.db, "flowforge-api").map_err(AppError::Config)?;
-        let queue = Queue::new(pool);
+        let stop_secrets = CancellationToken::new();
+        let db = Db::from_config(
+            &config.db,
+            &config.secrets,
+            "flowforge-api",
+            stop_secrets.clone(),
+        )
+        .map_err(AppError::Config)?;
+        let tokens = ApiTokens::start(
+            source,
+            config.secrets.secret_refresh,
+            config.api_token_grace,
+            stop_secrets.clone(),
+        );
+        // A normal start is ready at once: give the secrets a moment to load (a store that is
+        // down is not fatal; readiness says why until they load).
+        tokio::join!(
+            tokens.wait_loaded(STARTUP_SECRET_WAIT),
+            db.wait_loaded(STARTUP_SECRET_WAIT)
+        );
+        let queue = Queue::new(db);
         let enqueuer = Enqueuer::new(
             queue.clone(),
             config.enqueue_flushers as usize,
@@ -84,7 +106,7 @@ impl Application {
         let state = AppState {
             queue,
             enqueuer,
-            tokens: Arc::new(tokens),
+            tokens,
             rate_limit: RateLimit::new(config.rate_limit_rps, config.rate_limit_burst),
             limits: Limits {
                 max_body_bytes: config.max_body_bytes,
@@ -99,6 +121,7 @@ impl Application {
             state,
             api,
             admin,
+            stop_secrets,
         })
     }
 
@@ -125,6 +148,7 @@ impl Application {
             state,
             api,
             admin,
+            stop_secrets,
         } = self;
         let readiness = Arc::new(Readiness::default());
         let stop_admin = CancellationToken::new();
@@ -134,7 +158,10 @@ impl Application {
                 name: "flowforge-api",
                 version: env!("CARGO_PKG_VERSION"),
                 readiness: readiness.clone(),
-                check: admin::database_check(state.queue.clone()),
+                check: admin::all(vec![
+                    admin::tokens_check(state.tokens.clone()),
+                    admin::database_check(state.queue.clone()),
+                ]),
                 metrics: flowforge_core::telemetry::metrics_handle(),
             },
             stop_admin.clone(),
@@ -179,6 +206,7 @@ impl Application {
         // Requests are answered only after their enqueue committed: nothing is left to flush.
         stop_admin.cancel();
         let _ = admin_server.await;
+        stop_secrets.cancel();
         tracing::info!("API stopped");
         result
     }

@@ -7,7 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
-use flowforge_core::secrets::TokenSet;
+use flowforge_core::secrets::{TokenSet, Verdict};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -39,14 +39,32 @@ impl RateLimit {
 }
 
 /// Rejects requests without a valid bearer token (401), then applies the token's rate limit (429).
+/// Tokens of the previous secret version pass within their grace window; every outcome is
+/// counted in `flowforge_auth_total{result}` (`current`, `previous`, `rejected`, `not_loaded`),
+/// so operators see when clients stopped using a rotated token.
 pub async fn require_token(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let token = bearer_token(&request)?;
-    if !state.tokens.verify(token) {
-        return Err(ApiError::Unauthorized("the bearer token is not valid"));
+    let verdict = state.tokens.verify(token).await;
+    let result = match &verdict {
+        Verdict::Current => "current",
+        Verdict::Previous => "previous",
+        Verdict::Rejected => "rejected",
+        Verdict::NotLoaded(_) => "not_loaded",
+    };
+    metrics::counter!("flowforge_auth_total", "result" => result).increment(1);
+    match verdict {
+        Verdict::Current | Verdict::Previous => {}
+        Verdict::Rejected => return Err(ApiError::Unauthorized("the bearer token is not valid")),
+        Verdict::NotLoaded(reason) => {
+            tracing::warn!(%reason, "request refused: API tokens not loaded");
+            return Err(ApiError::NotReady(
+                "the API tokens are not loaded yet; retry shortly",
+            ));
+        }
     }
     if let Some(limit) = &state.rate_limit {
         let key = TokenSet::label(token);

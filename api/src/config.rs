@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use flowforge_core::config::Command;
-use flowforge_core::config::{parse_duration, DbArgs, LogArgs};
+use flowforge_core::config::{parse_duration, DbArgs, LogArgs, SecretArgs};
 use flowforge_core::secrets::SecretSource;
 
 /// The FlowForge task API: submit, inspect, cancel and re-drive tasks.
@@ -22,6 +22,9 @@ pub struct Config {
     #[command(flatten)]
     pub log: LogArgs,
 
+    #[command(flatten)]
+    pub secrets: SecretArgs,
+
     /// Address of the task API.
     #[arg(long, env = "FLOWFORGE_API_ADDR", default_value = "127.0.0.1:8080")]
     pub api_addr: SocketAddr,
@@ -30,9 +33,15 @@ pub struct Config {
     #[arg(long, env = "FLOWFORGE_ADMIN_ADDR", default_value = "127.0.0.1:9080")]
     pub admin_addr: SocketAddr,
 
-    /// Where the accepted bearer tokens are: `file:PATH` holding {"tokens":["..."]}.
+    /// Where the accepted bearer tokens are: `file:PATH` or `aws-sm:SECRET_NAME_OR_ARN`, holding
+    /// {"tokens":["..."]}. Rotations are picked up without a restart.
     #[arg(long, env = "FLOWFORGE_API_TOKENS_SECRET")]
     pub api_tokens_secret: Option<SecretSource>,
+
+    /// How long tokens of the previous version of the tokens secret (AWSPREVIOUS, or a file's
+    /// former content) stay valid after a rotation, so clients can roll over.
+    #[arg(long, env = "FLOWFORGE_API_TOKEN_GRACE", default_value = "1h", value_parser = parse_duration)]
+    pub api_token_grace: Duration,
 
     /// Largest request body of a single-task request, in bytes (payloads above it get 413).
     #[arg(long, env = "FLOWFORGE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]

@@ -17,7 +17,12 @@ async fn run() -> anyhow::Result<()> {
     }
     flowforge_core::telemetry::init_logs(&config.log.log_format, std::io::stderr);
     if let Some(Command::Migrate) = config.command {
-        return Ok(flowforge_core::db::migrate_command(&config.db, "flowforge-api").await?);
+        return Ok(flowforge_core::db::migrate_command(
+            &config.db,
+            &config.secrets,
+            "flowforge-api",
+        )
+        .await?);
     }
     let app = match Application::build(config).await {
         Ok(app) => app,

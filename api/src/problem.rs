@@ -65,6 +65,9 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("database unavailable")]
     Unavailable(#[source] Option<flowforge_core::Error>),
+    /// Something the API needs is not loaded yet (the API tokens secret); the detail says what.
+    #[error("{0}")]
+    NotReady(&'static str),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -81,7 +84,7 @@ pub enum V1Problems {
     /// Rate limited (see Retry-After)
     #[response(status = 429, content_type = "application/problem+json")]
     RateLimited(Problem),
-    /// Database unavailable (see Retry-After)
+    /// Database unavailable, or the API tokens not loaded yet (see Retry-After)
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
 }
@@ -106,7 +109,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -123,6 +126,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation",
             ApiError::RateLimited { .. } => "rate-limited",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::NotReady(_) => "not-ready",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -207,7 +211,7 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::NotReady(_) => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),

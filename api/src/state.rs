@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use flowforge_core::queue::{Enqueuer, Queue};
-use flowforge_core::secrets::TokenSet;
+use flowforge_core::secrets::ApiTokens;
 
 use crate::auth::RateLimit;
 
@@ -20,7 +20,7 @@ pub struct Limits {
 pub struct AppState {
     pub queue: Queue,
     pub enqueuer: Enqueuer,
-    pub tokens: Arc<TokenSet>,
+    pub tokens: ApiTokens,
     pub rate_limit: Option<Arc<RateLimit>>,
     pub limits: Limits,
 }

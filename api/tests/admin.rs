@@ -145,11 +145,7 @@ struct BadConfig<'a> {
 #[tokio::test]
 async fn bad_config_exits_64_with_one_line_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("no-such-tokens.json");
-    let missing_secret = format!("file:{}", missing.display());
-    let invalid = dir.path().join("invalid-tokens.json");
-    std::fs::write(&invalid, "this is not json").unwrap();
-    let invalid_secret = format!("file:{}", invalid.display());
+    let missing = dir.path().join("no-such-ca.pem");
     let valid = dir.path().join("tokens.json");
     std::fs::write(&valid, r#"{"tokens":["t"]}"#).unwrap();
     let valid_secret = format!("file:{}", valid.display());
@@ -162,16 +158,37 @@ async fn bad_config_exits_64_with_one_line_reason() {
             mentions: "FLOWFORGE_API_TOKENS_SECRET",
         },
         BadConfig {
-            what: "token file that does not exist",
+            what: "database secret of an unknown kind",
             args: vec![],
-            envs: vec![("FLOWFORGE_API_TOKENS_SECRET", missing_secret.as_str())],
-            mentions: "no-such-tokens.json",
+            envs: vec![
+                ("FLOWFORGE_API_TOKENS_SECRET", valid_secret.as_str()),
+                ("FLOWFORGE_DB_SECRET", "vault:db"),
+            ],
+            mentions: "aws-sm:",
         },
         BadConfig {
-            what: "token file that is not JSON",
+            what: "unknown sslmode",
             args: vec![],
-            envs: vec![("FLOWFORGE_API_TOKENS_SECRET", invalid_secret.as_str())],
-            mentions: "invalid-tokens.json",
+            envs: vec![
+                ("FLOWFORGE_API_TOKENS_SECRET", valid_secret.as_str()),
+                ("FLOWFORGE_DB_SSLMODE", "sometimes"),
+            ],
+            mentions: "verify-full",
+        },
+        BadConfig {
+            what: "CA bundle that does not exist",
+            args: vec![],
+            envs: vec![
+                ("FLOWFORGE_API_TOKENS_SECRET", valid_secret.as_str()),
+                ("FLOWFORGE_DB_SSLROOTCERT", missing.to_str().unwrap()),
+            ],
+            mentions: "FLOWFORGE_DB_SSLROOTCERT",
+        },
+        BadConfig {
+            what: "secret refresh period below a second",
+            args: vec!["--secret-refresh", "100ms"],
+            envs: vec![("FLOWFORGE_API_TOKENS_SECRET", valid_secret.as_str())],
+            mentions: "secret refresh",
         },
         BadConfig {
             what: "invalid FLOWFORGE_API_ADDR",

@@ -439,7 +439,7 @@ async fn queues_report_ready_scheduled_running_dead_and_oldest_ready_age() {
         .await;
     app.create_task(json!({"queue": "stats", "kind": "noop"}))
         .await;
-    let pool = queue.pool();
+    let pool = queue.db().pool();
     sqlx::query(
         "UPDATE flowforge.tasks SET created_at = now() - interval '60 seconds', \
          run_at = now() - interval '60 seconds' WHERE id = $1",

@@ -3,8 +3,10 @@
 //!
 //! - `pickup`: idle-worker pickup latency, from the enqueue's commit to the handler's start.
 //! - `seed`: inserts N ready `noop` tasks (not timed) for a drain measurement.
-//! - `wait-drained`: waits until no task is left and prints the elapsed time since a given instant.
+//! - `rotation`: database credentials rotated under steady load (see [`rotation`]).
 #![forbid(unsafe_code)]
+
+mod rotation;
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,16 @@ enum Command {
         tasks: usize,
         #[arg(long, default_value = "bench")]
         queue: String,
+    },
+    /// Rotate the database credentials N times under steady API load (real binaries, moto):
+    /// time to the first connection with the new credentials, failed requests. Needs
+    /// FLOWFORGE_TEST_DATABASE_URL (a superuser URL of the cluster) and the release binaries.
+    Rotation {
+        #[arg(long, default_value_t = 10)]
+        rotations: usize,
+        /// Refresh period of the services (the periodic path waits for it).
+        #[arg(long, default_value = "5s", value_parser = flowforge_core::config::parse_duration)]
+        refresh: Duration,
     },
 }
 
@@ -78,6 +90,9 @@ async fn main() -> Result<()> {
             eprintln!("seeded {tasks} tasks in {:?}", started.elapsed());
         }
         Command::Pickup { tasks } => pickup(queue, tasks).await?,
+        Command::Rotation { rotations, refresh } => {
+            rotation::run(rotation::Settings { rotations, refresh }).await?
+        }
     }
     Ok(())
 }
@@ -86,14 +101,14 @@ async fn pickup(queue: Queue, n: usize) -> Result<()> {
     // The worker side: its own pool, as a separate worker process would have.
     let worker_pool = PgPoolOptions::new()
         .max_connections(8)
-        .connect_with(queue.pool().connect_options().as_ref().clone())
+        .connect_with(queue.db().pool().connect_options().as_ref().clone())
         .await?;
     let worker_queue = Queue::new(worker_pool.clone());
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut registry = Registry::new();
     registry.register("probe", Probe(tx));
     let stop = CancellationToken::new();
-    let wakeups = Wakeups::spawn(worker_pool, vec!["pickup".into()], stop.clone());
+    let wakeups = Wakeups::spawn(worker_pool.into(), vec!["pickup".into()], stop.clone());
     let runner = Runner::new(
         worker_queue,
         registry,

@@ -91,11 +91,37 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         .into_response()
 }
 
-/// A readiness check that pings the database.
+/// Every check must pass; the first failure's reason is reported.
+pub fn all(checks: Vec<ReadyCheck>) -> ReadyCheck {
+    let checks = Arc::new(checks);
+    Arc::new(move || {
+        let checks = checks.clone();
+        Box::pin(async move {
+            for check in checks.iter() {
+                check().await?;
+            }
+            Ok(())
+        })
+    })
+}
+
+/// A readiness check that the API tokens secret was loaded at least once.
+pub fn tokens_check(tokens: crate::secrets::ApiTokens) -> ReadyCheck {
+    Arc::new(move || {
+        let reason = tokens.not_ready_reason();
+        Box::pin(async move { reason.map_or(Ok(()), Err) })
+    })
+}
+
+/// A readiness check that pings the database (and says so when its credentials secret was never
+/// loaded).
 pub fn database_check(queue: crate::queue::Queue) -> ReadyCheck {
     Arc::new(move || {
         let queue = queue.clone();
         Box::pin(async move {
+            if let Some(reason) = queue.db().not_ready_reason() {
+                return Err(format!("database: {reason}"));
+            }
             queue
                 .ping(std::time::Duration::from_secs(2))
                 .await

@@ -100,6 +100,24 @@ pub struct DbArgs {
     )]
     pub database_url: SecretString,
 
+    /// Secret holding the database credentials in the RDS rotation format
+    /// ({"engine":"postgres","host","port","username","password","dbname"}, optional "sslmode"):
+    /// `file:PATH` or `aws-sm:SECRET_NAME_OR_ARN`. Rotations are picked up without a restart.
+    /// Takes precedence over DATABASE_URL.
+    #[arg(long, env = "FLOWFORGE_DB_SECRET", global = true)]
+    pub db_secret: Option<crate::secrets::SecretSource>,
+
+    /// TLS mode to PostgreSQL (disable, allow, prefer, require, verify-ca, verify-full). With
+    /// FLOWFORGE_DB_SECRET: used when the secret has no "sslmode"; the default is verify-full.
+    /// With DATABASE_URL: overrides the URL's sslmode.
+    #[arg(long, env = "FLOWFORGE_DB_SSLMODE", value_parser = crate::secrets::rds::parse_sslmode, global = true)]
+    pub db_sslmode: Option<sqlx::postgres::PgSslMode>,
+
+    /// CA bundle (PEM) the server certificate is verified against (in production the RDS
+    /// global bundle).
+    #[arg(long, env = "FLOWFORGE_DB_SSLROOTCERT", global = true)]
+    pub db_sslrootcert: Option<std::path::PathBuf>,
+
     /// Largest number of pooled database connections.
     #[arg(
         long,
@@ -112,6 +130,26 @@ pub struct DbArgs {
     /// How long a request waits for a pooled connection before the database counts as unavailable.
     #[arg(long, env = "FLOWFORGE_DB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = parse_duration, global = true)]
     pub db_acquire_timeout: Duration,
+}
+
+/// Settings of every rotating secret.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecretArgs {
+    /// How often secrets in AWS Secrets Manager are checked for a new version (a cheap
+    /// DescribeSecret; the value is fetched only when AWSCURRENT moved). Jittered by ±20%.
+    /// File secrets are re-read every second.
+    #[arg(long, env = "FLOWFORGE_SECRET_REFRESH", default_value = "30s", value_parser = parse_refresh, global = true)]
+    pub secret_refresh: Duration,
+}
+
+fn parse_refresh(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+        return Err(format!(
+            "{s:?}: the secret refresh period must be between 1s and 1h"
+        ));
+    }
+    Ok(d)
 }
 
 /// Logging settings.

@@ -74,7 +74,7 @@ async fn age_history(q: &Queue, ids: &[Uuid]) -> Vec<Uuid> {
         "#,
     )
     .bind(ids)
-    .fetch_all(q.pool())
+    .fetch_all(q.db().pool())
     .await
     .unwrap();
     let by_old: std::collections::HashMap<Uuid, Uuid> = aged.into_iter().collect();
@@ -161,7 +161,7 @@ async fn idempotent_enqueue_under_concurrent_duplicates_creates_one_task() {
     let ids: HashSet<Uuid> = results.iter().map(|e| e.task.id).collect();
     assert_eq!(ids.len(), 1);
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM flowforge.tasks")
-        .fetch_one(q.pool())
+        .fetch_one(q.db().pool())
         .await
         .unwrap();
     assert_eq!(count, 1);
@@ -240,7 +240,7 @@ async fn racing_claimers_never_get_the_same_task() {
     let succeeded: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM flowforge.task_history WHERE status = 'succeeded' AND attempts = 1",
     )
-    .fetch_one(q.pool())
+    .fetch_one(q.db().pool())
     .await
     .unwrap();
     assert_eq!(succeeded, 3000);
@@ -336,7 +336,7 @@ async fn failures_back_off_exponentially_then_die_and_can_be_redriven() {
         // Make the retry due now so the next attempt can be claimed at once.
         sqlx::query("UPDATE flowforge.tasks SET run_at = now() WHERE id = $1")
             .bind(id)
-            .execute(q.pool())
+            .execute(q.db().pool())
             .await
             .unwrap();
         let c = q.claim("q", 1, "w", LEASE).await.unwrap().remove(0);
@@ -359,7 +359,7 @@ async fn failures_back_off_exponentially_then_die_and_can_be_redriven() {
     }
     sqlx::query("UPDATE flowforge.tasks SET run_at = now() WHERE id = $1")
         .bind(id)
-        .execute(q.pool())
+        .execute(q.db().pool())
         .await
         .unwrap();
     let c = q.claim("q", 1, "w", LEASE).await.unwrap().remove(0);
@@ -405,7 +405,7 @@ async fn backoff_ceilings_grow_across_retries() {
     let mut max_delay = [0i64; 5];
     for slot in max_delay.iter_mut().skip(1) {
         sqlx::query("UPDATE flowforge.tasks SET run_at = now()")
-            .execute(q.pool())
+            .execute(q.db().pool())
             .await
             .unwrap();
         let claimed = q.claim("q", n as i64, "w", LEASE).await.unwrap();
@@ -657,7 +657,7 @@ async fn stats_count_tasks_by_state() {
 async fn listeners_are_woken_by_enqueues_on_their_queues() {
     let q = queue().await;
     let stop = CancellationToken::new();
-    let wakeups = Wakeups::spawn(q.pool().clone(), vec!["watched".into()], stop.clone());
+    let wakeups = Wakeups::spawn(q.db().clone(), vec!["watched".into()], stop.clone());
     // The first wake-up comes when LISTEN is established.
     tokio::time::timeout(Duration::from_secs(10), wakeups.wait())
         .await

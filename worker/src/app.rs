@@ -18,6 +18,8 @@ use crate::{Error, Registry, Result};
 /// A worker with its listeners bound, ready to run.
 pub struct Application {
     config: Config,
+    /// Stops the database secret refresher when the worker ends.
+    stop_secrets: CancellationToken,
     queue: Queue,
     registry: Registry,
     admin: TcpListener,
@@ -36,9 +38,17 @@ impl Application {
 
     /// Builds the worker with a custom registry (embedding FlowForge in your own binary).
     pub async fn build_with(config: Config, registry: Registry) -> Result<Self> {
-        let pool =
-            flowforge_core::db::pool(&config.db, "flowforge-worker").map_err(Error::Config)?;
-        let queue = Queue::new(pool)
+        let stop_secrets = CancellationToken::new();
+        let db = flowforge_core::db::Db::from_config(
+            &config.db,
+            &config.secrets,
+            "flowforge-worker",
+            stop_secrets.clone(),
+        )
+        .map_err(Error::Config)?;
+        // A normal start is ready at once; a secret store that is down is not fatal.
+        db.wait_loaded(std::time::Duration::from_secs(2)).await;
+        let queue = Queue::new(db)
             .with_backoff(Backoff {
                 base: config.retry_base,
                 cap: config.retry_cap,
@@ -53,6 +63,7 @@ impl Application {
             })?;
         Ok(Application {
             config,
+            stop_secrets,
             queue,
             registry,
             admin,
@@ -77,6 +88,7 @@ impl Application {
     ) -> Result<DrainReport> {
         let Application {
             config,
+            stop_secrets,
             queue,
             registry,
             admin,
@@ -94,7 +106,7 @@ impl Application {
         };
         let admin_server = tokio::spawn(admin::serve(admin, admin_state, stop_background.clone()));
         let wakeups = Wakeups::spawn(
-            queue.pool().clone(),
+            queue.db().clone(),
             config.queues.clone(),
             stop_background.clone(),
         );
@@ -143,6 +155,7 @@ impl Application {
         tracing::info!(handed_back = report.handed_back, "drained; exiting");
         stop_background.cancel();
         let _ = maintenance.await;
+        stop_secrets.cancel();
         if let Ok(Err(err)) = admin_server.await {
             return Err(Error::Serve(err));
         }

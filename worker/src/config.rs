@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use flowforge_core::config::Command;
-use flowforge_core::config::{parse_duration, parse_names, DbArgs, LogArgs};
+use flowforge_core::config::{parse_duration, parse_names, DbArgs, LogArgs, SecretArgs};
 
 /// Claims tasks from the FlowForge queue in PostgreSQL and runs them.
 ///
@@ -20,6 +20,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub log: LogArgs,
+
+    #[command(flatten)]
+    pub secrets: SecretArgs,
 
     /// Address of the admin server (/healthz, /readyz, /version, /metrics).
     #[arg(long, env = "FLOWFORGE_ADMIN_ADDR", default_value = "127.0.0.1:9081")]

@@ -8,6 +8,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use super::{model, NewTask, Queue, Task};
+use crate::db::with_retry;
 use crate::{Error, Result};
 
 use super::Enqueued;
@@ -66,7 +67,7 @@ impl Queue {
             "#,
             model::ACTIVE_COLUMNS
         );
-        let inserted: Vec<Task> = sqlx::query_as(&sql)
+        let inserted: Vec<Task> = with_retry!(self.db, |conn| sqlx::query_as(&sql)
             .bind(&ids)
             .bind(&queues)
             .bind(&kinds)
@@ -76,8 +77,8 @@ impl Queue {
             .bind(&max_attempts)
             .bind(&timeouts)
             .bind(&keys)
-            .fetch_all(self.pool())
-            .await?;
+            .fetch_all(conn)
+            .await)?;
 
         for queue in inserted
             .iter()
@@ -149,11 +150,11 @@ impl Queue {
             model::ACTIVE_COLUMNS,
             model::HISTORY_COLUMNS
         );
-        let found: Vec<Task> = sqlx::query_as(&sql)
+        let found: Vec<Task> = with_retry!(self.db, |conn| sqlx::query_as(&sql)
             .bind(&queues)
             .bind(&keys)
-            .fetch_all(self.pool())
-            .await?;
+            .fetch_all(conn)
+            .await)?;
         let out = found
             .into_iter()
             .map(|task| {

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{model, ClaimedTask, Queue, Task};
+use crate::db::with_retry;
 use crate::{Error, Result};
 
 /// What [`Queue::fail`] did with a failed attempt.
@@ -66,7 +67,7 @@ impl Queue {
         lease: Duration,
     ) -> Result<Vec<ClaimedTask>> {
         let lease_id = Uuid::new_v4();
-        let rows: Vec<ClaimRow> = sqlx::query_as(
+        let rows: Vec<ClaimRow> = with_retry!(self.db, |conn| sqlx::query_as(
             r#"
             WITH async_commit AS (
                 SELECT set_config('synchronous_commit', 'off', true)
@@ -90,8 +91,8 @@ impl Queue {
         .bind(lease_id)
         .bind(lease.as_secs_f64())
         .bind(worker_id)
-        .fetch_all(self.pool())
-        .await?;
+        .fetch_all(conn)
+        .await)?;
         let mut tasks: Vec<ClaimedTask> = rows
             .into_iter()
             .map(|r| ClaimedTask {
@@ -121,15 +122,15 @@ impl Queue {
             return Ok(Vec::new());
         }
         // Asynchronous commit, as for claims: a heartbeat lost in a crash only shortens a lease.
-        let ids = sqlx::query_scalar(
+        let ids = with_retry!(self.db, |conn| sqlx::query_scalar(
             "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) \
              UPDATE flowforge.tasks SET lease_expires_at = now() + make_interval(secs => $2) \
              FROM async_commit WHERE lease_id = ANY($1) AND status = 'running' RETURNING id",
         )
         .bind(lease_ids)
         .bind(lease.as_secs_f64())
-        .fetch_all(self.pool())
-        .await?;
+        .fetch_all(conn)
+        .await)?;
         Ok(ids)
     }
 
@@ -157,11 +158,11 @@ impl Queue {
                  SELECT id FROM moved"
             )
         };
-        let ids = sqlx::query_scalar(&sql)
+        let ids = with_retry!(self.db, |conn| sqlx::query_scalar(&sql)
             .bind(&ids)
             .bind(&leases)
-            .fetch_all(self.pool())
-            .await?;
+            .fetch_all(conn)
+            .await)?;
         Ok(ids)
     }
 
@@ -175,48 +176,12 @@ impl Queue {
         error: &str,
         retryable: bool,
     ) -> Result<FailOutcome> {
-        let mut tx = self.pool().begin().await?;
-        let row: Option<(i32, i32)> = sqlx::query_as(
-            "SELECT attempts, max_attempts FROM flowforge.tasks \
-             WHERE id = $1 AND lease_id = $2 FOR UPDATE",
-        )
-        .bind(id)
-        .bind(lease_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((attempts, max_attempts)) = row else {
-            return Ok(FailOutcome::LeaseLost);
-        };
         let error = truncate_error(error);
-        let outcome = if retryable && attempts < max_attempts {
-            let delay = self.backoff().delay(attempts);
-            let run_at: DateTime<Utc> = sqlx::query_scalar(
-                "UPDATE flowforge.tasks SET status = 'queued', run_at = now() + make_interval(secs => $2), \
-                 last_error = $3, lease_id = NULL, lease_expires_at = NULL, worker_id = NULL \
-                 WHERE id = $1 RETURNING run_at",
-            )
-            .bind(id)
-            .bind(delay.as_secs_f64())
-            .bind(&error)
-            .fetch_one(&mut *tx)
-            .await?;
-            FailOutcome::Retrying { run_at }
-        } else {
-            let sql = move_to_history_sql(
-                "DELETE FROM flowforge.tasks WHERE id = $1 RETURNING *",
-                "dead",
-                "$2",
-                "id",
-            );
-            sqlx::query(&sql)
-                .bind(id)
-                .bind(&error)
-                .execute(&mut *tx)
-                .await?;
-            FailOutcome::Dead
-        };
-        tx.commit().await?;
-        Ok(outcome)
+        let backoff = self.backoff();
+        with_retry!(self.db, |conn| fail_in(
+            conn, id, lease_id, &error, retryable, backoff
+        )
+        .await)
     }
 
     /// Hands claimed tasks back unfinished (a worker draining on SIGTERM): queued again at once,
@@ -227,7 +192,8 @@ impl Queue {
             return Ok(Vec::new());
         }
         let (ids, leases): (Vec<Uuid>, Vec<Uuid>) = tasks.iter().copied().unzip();
-        let released: Vec<(Uuid, String)> = sqlx::query_as(
+        let released: Vec<(Uuid, String)> = with_retry!(self.db, |conn| {
+            sqlx::query_as(
             "UPDATE flowforge.tasks t SET status = 'queued', attempts = greatest(t.attempts - 1, 0), \
              run_at = now(), lease_id = NULL, lease_expires_at = NULL, worker_id = NULL \
              FROM unnest($1::uuid[], $2::uuid[]) AS r(id, lease_id) \
@@ -236,8 +202,8 @@ impl Queue {
         )
         .bind(&ids)
         .bind(&leases)
-        .fetch_all(self.pool())
-        .await?;
+        .fetch_all(conn).await
+        })?;
         for (_, queue) in &released {
             self.notifier().notify(queue);
         }
@@ -253,10 +219,10 @@ impl Queue {
             "last_error",
             model::HISTORY_COLUMNS,
         );
-        if let Some(task) = sqlx::query_as(&sql)
+        if let Some(task) = with_retry!(self.db, |conn| sqlx::query_as(&sql)
             .bind(id)
-            .fetch_optional(self.pool())
-            .await?
+            .fetch_optional(conn)
+            .await)?
         {
             return Ok(task);
         }
@@ -290,10 +256,10 @@ impl Queue {
             "#,
             model::ACTIVE_COLUMNS
         );
-        if let Some(task) = sqlx::query_as::<_, Task>(&sql)
+        if let Some(task) = with_retry!(self.db, |conn| sqlx::query_as::<_, Task>(&sql)
             .bind(id)
-            .fetch_optional(self.pool())
-            .await?
+            .fetch_optional(conn)
+            .await)?
         {
             self.notifier().notify(&task.queue);
             return Ok(task);
@@ -308,6 +274,58 @@ impl Queue {
             }),
         }
     }
+}
+
+/// One failed attempt recorded in one transaction (see [`Queue::fail`]).
+async fn fail_in(
+    conn: &mut sqlx::PgConnection,
+    id: Uuid,
+    lease_id: Uuid,
+    error: &str,
+    retryable: bool,
+    backoff: super::Backoff,
+) -> Result<FailOutcome, sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    let row: Option<(i32, i32)> = sqlx::query_as(
+        "SELECT attempts, max_attempts FROM flowforge.tasks \
+             WHERE id = $1 AND lease_id = $2 FOR UPDATE",
+    )
+    .bind(id)
+    .bind(lease_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((attempts, max_attempts)) = row else {
+        return Ok(FailOutcome::LeaseLost);
+    };
+    let outcome = if retryable && attempts < max_attempts {
+        let delay = backoff.delay(attempts);
+        let run_at: DateTime<Utc> = sqlx::query_scalar(
+                "UPDATE flowforge.tasks SET status = 'queued', run_at = now() + make_interval(secs => $2), \
+                 last_error = $3, lease_id = NULL, lease_expires_at = NULL, worker_id = NULL \
+                 WHERE id = $1 RETURNING run_at",
+            )
+            .bind(id)
+            .bind(delay.as_secs_f64())
+            .bind(error)
+            .fetch_one(&mut *tx)
+            .await?;
+        FailOutcome::Retrying { run_at }
+    } else {
+        let sql = move_to_history_sql(
+            "DELETE FROM flowforge.tasks WHERE id = $1 RETURNING *",
+            "dead",
+            "$2",
+            "id",
+        );
+        sqlx::query(&sql)
+            .bind(id)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+        FailOutcome::Dead
+    };
+    tx.commit().await?;
+    Ok(outcome)
 }
 
 /// Error messages are stored for operators, not as logs: keep them bounded.

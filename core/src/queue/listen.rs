@@ -2,18 +2,19 @@
 //!
 //! Notifications only save latency; whoever waits on [`Wakeups`] also polls, so a notification
 //! lost while the connection was down costs at most one poll interval. After a reconnect every
-//! subscriber is woken anyway, because anything may have arrived meanwhile.
+//! subscriber is woken anyway, because anything may have arrived meanwhile. When the database
+//! credentials rotate, the LISTEN connection is reopened with the new ones too.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::NOTIFY_CHANNEL;
+use crate::db::Db;
 
 /// Wakes its holder when any of a set of queues gets new tasks.
 #[derive(Clone, Debug)]
@@ -23,7 +24,7 @@ pub struct Wakeups {
 
 impl Wakeups {
     /// Listens for new tasks on `queues` (all queues if empty) until `stop` is cancelled.
-    pub fn spawn(pool: PgPool, queues: Vec<String>, stop: CancellationToken) -> Self {
+    pub fn spawn(db: Db, queues: Vec<String>, stop: CancellationToken) -> Self {
         let notify = Arc::new(Notify::new());
         let wakeups = Wakeups {
             notify: notify.clone(),
@@ -35,14 +36,22 @@ impl Wakeups {
             loop {
                 let attempt = tokio::select! {
                     _ = stop.cancelled() => return,
-                    r = listen(&pool, &queues, &notify, &mut connected, &mut backoff) => r,
+                    r = listen(&db, &queues, &notify, &mut connected, &mut backoff) => r,
                 };
-                if let Err(err) = attempt {
-                    if connected {
-                        tracing::warn!(error = %err, "lost the LISTEN connection; reconnecting");
-                        connected = false;
+                match attempt {
+                    Ok(()) => {
+                        tracing::info!(
+                            "database credentials changed; reopening the LISTEN connection"
+                        );
+                        backoff = Duration::ZERO;
+                    }
+                    Err(err) => {
+                        if connected {
+                            tracing::warn!(error = %err, "lost the LISTEN connection; reconnecting");
+                        }
                     }
                 }
+                connected = false;
                 // Whatever happened, something may have been missed: let subscribers poll.
                 notify.notify_waiters();
                 notify.notify_one();
@@ -50,7 +59,7 @@ impl Wakeups {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(backoff) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
             }
         });
         wakeups
@@ -62,14 +71,19 @@ impl Wakeups {
     }
 }
 
+/// Listens until the connection fails (`Err`) or the credentials change (`Ok`).
 async fn listen(
-    pool: &PgPool,
+    db: &Db,
     queues: &HashSet<String>,
     notify: &Notify,
     connected: &mut bool,
     backoff: &mut Duration,
-) -> Result<(), sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
+) -> crate::Result<()> {
+    // Taking a connection through the handle first recovers rotated credentials if needed;
+    // the listener then takes that fresh connection from the pool.
+    let generation = db.credentials_generation();
+    drop(db.acquire().await?);
+    let mut listener = PgListener::connect_with(db.pool()).await?;
     listener.ignore_pool_close_event(true);
     listener.listen(NOTIFY_CHANNEL).await?;
     if !*connected {
@@ -79,8 +93,14 @@ async fn listen(
     *backoff = Duration::from_millis(100);
     // Tasks may have been enqueued before LISTEN took effect.
     notify.notify_one();
+    let credentials_changed = db.credentials_changed(generation);
+    tokio::pin!(credentials_changed);
     loop {
-        match listener.try_recv().await? {
+        let received = tokio::select! {
+            r = listener.try_recv() => r?,
+            _ = &mut credentials_changed => return Ok(()),
+        };
+        match received {
             Some(n) => {
                 if queues.is_empty() || queues.contains(n.payload()) {
                     notify.notify_one();
@@ -88,7 +108,7 @@ async fn listen(
             }
             // The connection dropped; the next call would reconnect silently, but notifications
             // may have been lost in between, so report it and let the caller wake everyone.
-            None => return Err(sqlx::Error::PoolClosed),
+            None => return Err(sqlx::Error::PoolClosed.into()),
         }
     }
 }

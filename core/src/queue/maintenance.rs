@@ -5,6 +5,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::Queue;
+use crate::db::with_retry;
 use crate::Result;
 
 /// What one rescue pass did.
@@ -39,7 +40,8 @@ impl Queue {
     /// again at once while attempts remain, dead otherwise. The lost attempt counts.
     #[tracing::instrument(skip_all, err(level = "warn"))]
     pub async fn rescue_expired(&self, limit: i64) -> Result<Rescued> {
-        let (requeued, dead, queues): (i64, i64, Vec<String>) = sqlx::query_as(
+        let (requeued, dead, queues): (i64, i64, Vec<String>) = with_retry!(self.db, |conn| {
+            sqlx::query_as(
             r#"
             WITH expired AS (
                 SELECT id FROM flowforge.tasks
@@ -74,8 +76,8 @@ impl Queue {
             "#,
         )
         .bind(limit)
-        .fetch_one(self.pool())
-        .await?;
+        .fetch_one(conn).await
+        })?;
         for queue in &queues {
             self.notifier().notify(queue);
         }
@@ -86,7 +88,8 @@ impl Queue {
     /// keys. Returns how many were deleted; call again while it returns `limit`.
     #[tracing::instrument(skip_all, err(level = "warn"))]
     pub async fn prune(&self, retention: Retention, limit: i64) -> Result<i64> {
-        let pruned: i64 = sqlx::query_scalar(
+        let pruned: i64 = with_retry!(self.db, |conn| {
+            sqlx::query_scalar(
             r#"
             WITH doomed AS (
                 SELECT id FROM flowforge.task_history
@@ -110,8 +113,8 @@ impl Queue {
         .bind(retention.finished.as_secs_f64())
         .bind(retention.dead.as_secs_f64())
         .bind(limit)
-        .fetch_one(self.pool())
-        .await?;
+        .fetch_one(conn).await
+        })?;
         Ok(pruned)
     }
 

@@ -14,7 +14,7 @@ pub mod notify;
 
 use std::time::Duration;
 
-use sqlx::{PgPool, QueryBuilder};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 pub use backoff::Backoff;
@@ -24,6 +24,7 @@ pub use listen::Wakeups;
 pub use model::*;
 pub use notify::Notifier;
 
+use crate::db::{with_retry, Db};
 use crate::{Error, Result};
 
 /// The channel enqueues notify, with the queue name as payload.
@@ -32,7 +33,7 @@ pub const NOTIFY_CHANNEL: &str = "flowforge_tasks";
 /// A handle on the queue tables.
 #[derive(Clone, Debug)]
 pub struct Queue {
-    pool: PgPool,
+    db: Db,
     backoff: Backoff,
     keep_succeeded: bool,
     notifier: std::sync::Arc<std::sync::OnceLock<Notifier>>,
@@ -57,9 +58,10 @@ pub struct TaskPage {
 }
 
 impl Queue {
-    pub fn new(pool: PgPool) -> Self {
+    /// A queue over `db` (a [`Db`], or a plain pool with fixed credentials).
+    pub fn new(db: impl Into<Db>) -> Self {
         Queue {
-            pool,
+            db: db.into(),
             backoff: Backoff::default(),
             keep_succeeded: true,
             notifier: Default::default(),
@@ -83,8 +85,8 @@ impl Queue {
         self.keep_succeeded
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     pub fn backoff(&self) -> Backoff {
@@ -94,7 +96,7 @@ impl Queue {
     /// The wake-up sender, started on first use (it needs a Tokio runtime).
     pub(crate) fn notifier(&self) -> &Notifier {
         self.notifier
-            .get_or_init(|| Notifier::spawn(self.pool.clone()))
+            .get_or_init(|| Notifier::spawn(self.db.clone()))
     }
 
     /// A task by id, wherever it is (active or finished and retained).
@@ -106,10 +108,10 @@ impl Queue {
             model::ACTIVE_COLUMNS,
             model::HISTORY_COLUMNS
         );
-        Ok(sqlx::query_as(&sql)
+        Ok(with_retry!(self.db, |conn| sqlx::query_as(&sql)
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(conn)
+            .await)?)
     }
 
     /// Tasks in id (creation) order, filtered by queue and status, one page at a time.
@@ -148,7 +150,8 @@ impl Queue {
                 .push(")");
         }
         qb.push(") AS t ORDER BY id LIMIT ").push_bind(limit + 1);
-        let mut tasks: Vec<Task> = qb.build_query_as().fetch_all(&self.pool).await?;
+        let mut tasks: Vec<Task> =
+            with_retry!(self.db, |conn| qb.build_query_as().fetch_all(conn).await)?;
         let next_cursor = if tasks.len() as i64 > limit {
             tasks.truncate(limit as usize);
             tasks.last().map(|t| t.id)
@@ -161,8 +164,9 @@ impl Queue {
     /// Depth of every queue that has active or dead tasks.
     #[tracing::instrument(skip_all, err(level = "warn"))]
     pub async fn stats(&self) -> Result<Vec<QueueStats>> {
-        let rows: Vec<(String, i64, i64, i64, i64, f64)> = sqlx::query_as(
-            r#"
+        let rows: Vec<(String, i64, i64, i64, i64, f64)> =
+            with_retry!(self.db, |conn| sqlx::query_as(
+                r#"
             WITH active AS (
                 SELECT queue,
                        count(*) FILTER (WHERE status = 'queued' AND run_at <= now()) AS ready,
@@ -182,9 +186,9 @@ impl Queue {
             FROM active a FULL JOIN dead d USING (queue)
             ORDER BY queue
             "#,
-        )
-        .fetch_all(&self.pool)
-        .await?;
+            )
+            .fetch_all(conn)
+            .await)?;
         Ok(rows
             .into_iter()
             .map(
@@ -202,8 +206,10 @@ impl Queue {
 
     /// Runs `SELECT 1` within `timeout`: the readiness check.
     pub async fn ping(&self, timeout: Duration) -> Result<()> {
-        match tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(&self.pool)).await {
-            Ok(result) => result.map(|_| ()).map_err(Error::from),
+        let ping =
+            async { with_retry!(self.db, |conn| sqlx::query("SELECT 1").execute(conn).await) };
+        match tokio::time::timeout(timeout, ping).await {
+            Ok(result) => result.map(|_| ()),
             Err(_) => Err(Error::Unavailable(sqlx::Error::PoolTimedOut)),
         }
     }

@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use sqlx::PgPool;
+use crate::db::{with_retry, Db};
 use tokio::sync::Notify;
 
 use super::NOTIFY_CHANNEL;
@@ -25,7 +25,7 @@ pub struct Notifier {
 
 impl Notifier {
     /// Starts the sending task; it ends when every clone of the notifier is dropped.
-    pub fn spawn(pool: PgPool) -> Self {
+    pub fn spawn(db: Db) -> Self {
         let notifier = Notifier {
             pending: Arc::default(),
             signal: Arc::new(Notify::new()),
@@ -46,7 +46,7 @@ impl Notifier {
                 if queues.is_empty() {
                     continue;
                 }
-                if let Err(err) = send(&pool, &queues).await {
+                if let Err(err) = send(&db, &queues).await {
                     tracing::debug!(error = %err, "wake-up notification not sent; listeners will poll");
                 }
             }
@@ -65,15 +65,17 @@ impl Notifier {
     }
 }
 
-async fn send(pool: &PgPool, queues: &[String]) -> Result<(), sqlx::Error> {
+async fn send(db: &Db, queues: &[String]) -> crate::Result<()> {
     // set_config(..., true) lasts until the end of this statement's implicit transaction, so its
     // commit does not wait for a WAL flush.
-    sqlx::query(
+    with_retry!(db, |conn| {
+        sqlx::query(
         "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, q) FROM unnest($2::text[]) AS q",
     )
     .bind(NOTIFY_CHANNEL)
     .bind(queues)
-    .execute(pool)
-    .await?;
+        .execute(conn)
+        .await
+    })?;
     Ok(())
 }

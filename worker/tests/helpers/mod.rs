@@ -264,7 +264,7 @@ pub async fn tasks_by_id(queue: &Queue, ids: &[Uuid]) -> Vec<Task> {
     );
     sqlx::query_as(&sql)
         .bind(ids)
-        .fetch_all(queue.pool())
+        .fetch_all(queue.db().pool())
         .await
         .expect("reading tasks")
 }
