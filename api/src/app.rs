@@ -77,6 +77,8 @@ impl Application {
             .api_tokens_secret
             .clone()
             .ok_or_else(|| AppError::Config("FLOWFORGE_API_TOKENS_SECRET is required".into()))?;
+        // The recorder first: the secret watchers publish gauges as soon as they start.
+        flowforge_core::telemetry::metrics_handle();
         let stop_secrets = CancellationToken::new();
         let db = Db::from_config(
             &config.db,

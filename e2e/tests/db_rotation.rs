@@ -89,6 +89,19 @@ async fn single_user_rotation_under_load_fails_nothing_and_loses_nothing() -> Re
     // new password.
     let token = "rotation-token";
     let services = start_services(&rig, &db_secret, token, "1h").await?;
+    // From the start, every process says which version it uses (never the value).
+    let (v0, _) = rig.sm.current(&db_secret).await?;
+    assert_all_use_version(&services, &v0).await?;
+    for service in &services {
+        assert_eq!(
+            service
+                .metric("flowforge_secret_loaded", &[("secret", "db")])
+                .await?,
+            1.0,
+            "{} reports the secret loaded",
+            service.binary.name()
+        );
+    }
     let load = Load::start(
         &api(&services).api,
         token,

@@ -15,21 +15,24 @@ pub fn free_port() -> u16 {
         .expect("binding an ephemeral loopback port")
 }
 
-/// Path of a workspace binary built alongside the running test (target/<profile>/<name>).
+/// Path of a workspace binary built alongside the running executable: next to it (a binary in
+/// target/<profile>/) or one level up (a test in target/<profile>/deps/).
 pub fn bin_path(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe
+    let here = exe
         .parent()
-        .and_then(|deps| deps.parent())
-        .context("test executable has no target directory")?;
-    let path = dir.join(name);
-    if !path.exists() {
-        bail!(
-            "{} not found: build the workspace binaries first (cargo build)",
-            path.display()
-        );
+        .context("the running executable has no directory")?;
+    let candidates = [Some(here), here.parent()];
+    for dir in candidates.into_iter().flatten() {
+        let path = dir.join(name);
+        if path.is_file() {
+            return Ok(path);
+        }
     }
-    Ok(path)
+    bail!(
+        "{name} not found next to {} or one level up: build the workspace binaries first (cargo build)",
+        exe.display()
+    )
 }
 
 /// A child process that is killed (SIGKILL) when dropped, so a failing test leaves nothing behind.

@@ -38,6 +38,8 @@ impl Application {
 
     /// Builds the worker with a custom registry (embedding FlowForge in your own binary).
     pub async fn build_with(config: Config, registry: Registry) -> Result<Self> {
+        // The recorder first: the secret watchers publish gauges as soon as they start.
+        flowforge_core::telemetry::metrics_handle();
         let stop_secrets = CancellationToken::new();
         let db = flowforge_core::db::Db::from_config(
             &config.db,

@@ -92,6 +92,10 @@ pub enum Verdict {
 /// a just-rotated token are accepted at once, while a flood of bad tokens costs next to nothing.
 const UNKNOWN_TOKEN_CHECK_GAP: Duration = Duration::from_secs(5);
 
+/// An unknown token waits at most this long for the look at the store (a store that hangs
+/// must not hold 401 answers).
+const UNKNOWN_TOKEN_CHECK_WAIT: Duration = Duration::from_secs(1);
+
 /// A request that arrives before the first load (a process just started) waits this long for
 /// it before it is refused with 503.
 const FIRST_LOAD_WAIT: Duration = Duration::from_secs(2);
@@ -133,8 +137,12 @@ impl ApiTokens {
             self.watched.wait_loaded(FIRST_LOAD_WAIT).await;
         }
         match self.check(&candidate) {
-            Verdict::Rejected if self.watched.refresh_now(UNKNOWN_TOKEN_CHECK_GAP).await => {
-                self.check(&candidate)
+            Verdict::Rejected => {
+                let look = self.watched.refresh_now(UNKNOWN_TOKEN_CHECK_GAP);
+                match tokio::time::timeout(UNKNOWN_TOKEN_CHECK_WAIT, look).await {
+                    Ok(true) => self.check(&candidate),
+                    _ => Verdict::Rejected,
+                }
             }
             verdict => verdict,
         }
