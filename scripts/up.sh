@@ -3,6 +3,14 @@
 # PostgreSQL (persistent, in .local/pg), flowforge-api and one flowforge-worker.
 # Ctrl-C (or SIGTERM) stops everything.
 #
+# Like production, the services read rotating secrets from files, re-read every second:
+#   .local/db-secret.json  database credentials (AWS RDS rotation JSON) of the login role
+#                          flowforge_app_user, a member of the group role flowforge_app that holds
+#                          the application's privileges; migrations run as the superuser
+#   .local/tokens.json     the API's bearer tokens
+# Both are created on the first run and kept; scripts/rotate-local.sh rotates them while
+# everything runs.
+#
 # Environment (all optional):
 #   FLOWFORGE_UP_API_PORT           API port                        (default 8080)
 #   FLOWFORGE_UP_API_ADMIN_PORT     API admin port (/readyz, ...)   (default 9080)
@@ -20,6 +28,9 @@ LOCAL="$ROOT/.local"
 PGDIR="$LOCAL/pg"
 LOGDIR="$LOCAL/logs"
 TOKENS="$LOCAL/tokens.json"
+DB_SECRET="$LOCAL/db-secret.json"
+APP_GROUP=flowforge_app
+APP_USER=flowforge_app_user
 
 API_PORT=${FLOWFORGE_UP_API_PORT:-8080}
 API_ADMIN_PORT=${FLOWFORGE_UP_API_ADMIN_PORT:-9080}
@@ -136,9 +147,81 @@ TOKEN=$(sed -n 's/.*"tokens"[[:space:]]*:[[:space:]]*\[[[:space:]]*"\([^"]*\)".*
 [ -n "$TOKEN" ] || die "no token found in $TOKENS (expected {\"tokens\":[\"...\"]})"
 
 # --- migrate ------------------------------------------------------------------------------
+# As the superuser, through DATABASE_URL (a FLOWFORGE_DB_SECRET from the caller's environment
+# would take precedence: drop it).
 say "flowforge-api migrate"
-DATABASE_URL="$DB_URL" FLOWFORGE_API_TOKENS_SECRET="file:$TOKENS" "$API_BIN" migrate ||
+env -u FLOWFORGE_DB_SECRET DATABASE_URL="$DB_URL" FLOWFORGE_API_TOKENS_SECRET="file:$TOKENS" "$API_BIN" migrate ||
     die "migration failed"
+
+# --- application role and its credentials -------------------------------------------------
+# The group role holds the privileges (granted again at every run: new tables and functions
+# get them); login roles are its members, so that the alternating-users rotation's
+# <user>_clone works the same. The login password lives in $DB_SECRET only.
+say "granting the application's privileges to role $APP_GROUP"
+"$PG" psql "$PGDIR" -d flowforge -qAt -v ON_ERROR_STOP=1 -f - >/dev/null <<EOF || die "could not set up role $APP_GROUP"
+SET client_min_messages = warning;
+SELECT 'CREATE ROLE $APP_GROUP NOLOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$APP_GROUP') \gexec
+GRANT CONNECT ON DATABASE flowforge TO $APP_GROUP;
+GRANT USAGE ON SCHEMA flowforge TO $APP_GROUP;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA flowforge TO $APP_GROUP;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA flowforge TO $APP_GROUP;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA flowforge TO $APP_GROUP;
+EOF
+
+# Field FIELD of the JSON object in FILE (empty if absent).
+json_field() { # file field
+    python3 -c 'import json, sys
+v = json.load(open(sys.argv[1])).get(sys.argv[2])
+print("" if v is None else v)' "$1" "$2"
+}
+random_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+
+# Create login role $1 (member of the group) if missing, and set its password to $2.
+# Through stdin, so that the password shows in no process list.
+set_login() { # user password
+    "$PG" psql "$PGDIR" -d flowforge -qAt -v ON_ERROR_STOP=1 -f - >/dev/null <<EOF
+SET client_min_messages = warning;
+SELECT 'CREATE ROLE $1 LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$1') \gexec
+ALTER ROLE $1 WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '$2';
+GRANT $APP_GROUP TO $1;
+EOF
+}
+
+db_user=$APP_USER
+db_password=
+if [ -f "$DB_SECRET" ]; then
+    db_user=$(json_field "$DB_SECRET" username) ||
+        die "$DB_SECRET is not a JSON object: fix it, or delete it to get new credentials"
+    db_password=$(json_field "$DB_SECRET" password) || die "cannot read $DB_SECRET"
+    [[ $db_user =~ ^[a-z_][a-z0-9_]*$ ]] ||
+        die "$DB_SECRET: unexpected username '$db_user': fix it, or delete the file to get new credentials"
+    [ -n "$db_password" ] || die "$DB_SECRET has no password: delete it to get new credentials"
+    [[ $db_password =~ ^[A-Za-z0-9]+$ ]] ||
+        die "$DB_SECRET: the password must be letters and digits only: delete the file to get new credentials"
+    # Make the role agree with the file (also repairs a rotation drill interrupted half-way).
+    set_login "$db_user" "$db_password" || die "could not set up role $db_user"
+else
+    if [ "$("$PG" psql "$PGDIR" -qAtc "SELECT 1 FROM pg_roles WHERE rolname = '$APP_USER'")" = 1 ]; then
+        say "$DB_SECRET is missing: setting a new password on role $APP_USER"
+    else
+        say "creating login role $APP_USER (member of $APP_GROUP)"
+    fi
+    db_password=$(random_hex 24)
+    set_login "$APP_USER" "$db_password" || die "could not set up role $APP_USER"
+fi
+# Written when missing, or when the cluster runs on another port than the file says.
+secret_json=$(printf '{"engine":"postgres","host":"127.0.0.1","port":%s,"username":"%s","password":"%s","dbname":"flowforge","sslmode":"disable"}' \
+    "$PG_PORT" "$db_user" "$db_password")
+if [ ! -f "$DB_SECRET" ] || [ "$(cat "$DB_SECRET")" != "$secret_json" ]; then
+    say "writing $DB_SECRET (user $db_user)"
+    (
+        umask 077
+        printf '%s\n' "$secret_json" >"$DB_SECRET.tmp"
+    )
+    mv -f "$DB_SECRET.tmp" "$DB_SECRET"
+fi
+chmod 600 "$DB_SECRET"
+unset db_password secret_json
 
 # --- start --------------------------------------------------------------------------------
 rotate() { if [ -f "$1" ]; then mv -f "$1" "$1.1"; fi; }
@@ -146,7 +229,7 @@ rotate "$LOGDIR/api.log"
 rotate "$LOGDIR/worker.log"
 
 say "starting flowforge-api (log: .local/logs/api.log)"
-DATABASE_URL="$DB_URL" \
+FLOWFORGE_DB_SECRET="file:$DB_SECRET" \
     FLOWFORGE_API_TOKENS_SECRET="file:$TOKENS" \
     FLOWFORGE_API_ADDR="127.0.0.1:$API_PORT" \
     FLOWFORGE_ADMIN_ADDR="127.0.0.1:$API_ADMIN_PORT" \
@@ -154,7 +237,7 @@ DATABASE_URL="$DB_URL" \
 API_PID=$!
 
 say "starting flowforge-worker (log: .local/logs/worker.log)"
-DATABASE_URL="$DB_URL" \
+FLOWFORGE_DB_SECRET="file:$DB_SECRET" \
     FLOWFORGE_ADMIN_ADDR="127.0.0.1:$WORKER_ADMIN_PORT" \
     FLOWFORGE_QUEUES=default \
     FLOWFORGE_HTTP_ALLOW_HOSTS=127.0.0.1,localhost \
@@ -196,9 +279,14 @@ cat <<EOF
 FlowForge is up.
   API:         $API
   admin:       http://127.0.0.1:$API_ADMIN_PORT (api), http://127.0.0.1:$WORKER_ADMIN_PORT (worker): /readyz, /metrics
-  database:    ${DB_URL%%:*}://postgres:***@127.0.0.1:$PG_PORT/flowforge  (password: .local/pg/password)
-  API token:   $TOKEN  (in .local/tokens.json)
+  database:    127.0.0.1:$PG_PORT/flowforge; the services log in as $db_user (member of $APP_GROUP)
+               with FLOWFORGE_DB_SECRET=file:.local/db-secret.json (re-read every second)
+               superuser (migrations, psql): postgres, password in .local/pg/password
+               psql: scripts/pg.sh psql .local/pg -d flowforge
+  API token:   $TOKEN  (FLOWFORGE_API_TOKENS_SECRET=file:.local/tokens.json)
   logs:        .local/logs/api.log, .local/logs/worker.log
+  rotation:    scripts/rotate-local.sh db-password | db-user | tokens | status
+               (rotates the secrets while everything runs; runbook: docs/runbooks/secret-rotation.md)
 
 Try it (in another terminal):
   TOKEN=$TOKEN
