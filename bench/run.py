@@ -25,7 +25,12 @@ DURATION = int(os.environ.get("BENCH_DURATION", "15"))
 DRAIN_TASKS = int(os.environ.get("BENCH_DRAIN_TASKS", "200000"))
 PICKUP_TASKS = int(os.environ.get("BENCH_PICKUP_TASKS", "1000"))
 HISTORY_ROWS = int(os.environ.get("BENCH_HISTORY_ROWS", "1000000"))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "insert,drain,pickup,history").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "insert,drain,pickup,history,rotation").split(",")))
+ROTATIONS = int(os.environ.get("BENCH_ROTATIONS", "10"))
+ROTATION_REFRESH = os.environ.get("BENCH_ROTATION_REFRESH", "5s")
+MOTO_SERVER = os.environ.get("FLOWFORGE_MOTO_SERVER") or os.path.join(
+    os.environ.get("FLOWFORGE_TOOLS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "flowforge"),
+    "moto-venv", "bin", "moto_server")
 CLIENTS = [8, 64]
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 TOKEN = "bench-token-" + os.urandom(8).hex()
@@ -244,6 +249,15 @@ def main():
             r["pickup"] = json.loads(out.strip().splitlines()[-1])
             r["gw_pickup"] = node("pickup.js", c.db_url("gw"), "--n", str(PICKUP_TASKS))
             log(f"  -> flowforge {r['pickup']}, graphile {r['gw_pickup']}")
+        if "rotation" in ONLY:
+            log(f"{ROTATIONS} database credential rotations under steady load (refresh {ROTATION_REFRESH})")
+            out = subprocess.check_output(
+                [os.path.join(REL, "flowforge-bench"), "--database-url", c.db_url("ff"), "rotation",
+                 "--rotations", str(ROTATIONS), "--refresh", ROTATION_REFRESH],
+                env=dict(os.environ, FLOWFORGE_TEST_DATABASE_URL=c.url, FLOWFORGE_MOTO_SERVER=MOTO_SERVER,
+                         RUST_LOG="warn"), text=True)
+            r["rotation"] = json.loads(out.strip().splitlines()[-1])
+            log(f"  -> {r['rotation']}")
         if "history" in ONLY:
             log(f"retaining {HISTORY_ROWS} finished tasks")
             c.psql("ff", None, "-v", f"rows={HISTORY_ROWS}", "-f", os.path.join(ROOT, "bench", "sql", "history.sql"))
@@ -295,6 +309,21 @@ def report(r):
         lines += ["| pickup latency, idle worker (ms) | p50 | p90 | p99 | max |", "|---|---|---|---|---|",
                   f"| FlowForge | {p['p50_ms']:.2f} | {p['p90_ms']:.2f} | {p['p99_ms']:.2f} | {p['max_ms']:.2f} |",
                   f"| graphile-worker | {g['p50_ms']:.2f} | {g['p90_ms']:.2f} | {g['p99_ms']:.2f} | {g['max_ms']:.2f} |", ""]
+    if "rotation" in r:
+        ro = r["rotation"]
+
+        def stats(ms):
+            ms = sorted(ms)
+            return (f"{ms[len(ms) // 2]:.0f}", f"{max(ms):.0f}") if ms else ("n/a", "n/a")
+        a, p = stats(ro["auth_failure_ms"]), stats(ro["periodic_ms"])
+        lines += [f"| credential rotation under steady load ({ro['rotations']} rotations, refresh {ro['refresh_ms']} ms) "
+                  "| median ms | max ms | all (ms) |", "|---|---|---|---|",
+                  f"| auth-failure path: rotation written → first connection with it | {a[0]} | {a[1]} | "
+                  f"{[round(x) for x in ro['auth_failure_ms']]} |",
+                  f"| periodic path: rotation written → first connection with it | {p[0]} | {p[1]} | "
+                  f"{[round(x) for x in ro['periodic_ms']]} |", "",
+                  f"Requests during the rotations: {ro['requests']:,}, failed: {ro['failed_requests']}, "
+                  f"tasks not succeeded: {ro['tasks_not_succeeded']}.", ""]
     text = "\n".join(lines)
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")

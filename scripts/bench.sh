@@ -7,7 +7,9 @@
 #   BENCH_DRAIN_TASKS   tasks/jobs per drain [200000]
 #   BENCH_PICKUP_TASKS  tasks/jobs for pickup latency [1000]
 #   BENCH_HISTORY_ROWS  finished tasks retained for the history run [1000000]
-#   BENCH_ONLY          comma list of parts to run: insert,drain,pickup,history [all]
+#   BENCH_ONLY          comma list of parts to run: insert,drain,pickup,history,rotation [all]
+#   BENCH_ROTATIONS     credential rotations under load [10]
+#   BENCH_ROTATION_REFRESH  secret refresh period of the services in the rotation run [5s]
 #   BENCH_REPS          interleaved repetitions of each drain, median reported [3]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)

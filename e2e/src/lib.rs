@@ -198,6 +198,48 @@ impl Rig {
         Ok(service)
     }
 
+    /// Starts every binary of [`DB_SECRET_BINARIES`] with the database secret `db_source` and the
+    /// tokens secret `tokens_source` (`file:`/`aws-sm:` sources), the secret refresh period
+    /// `refresh`, claiming from `queue`, plus `envs`; waits until each is ready.
+    pub async fn start_services(
+        &self,
+        db_source: &str,
+        tokens_source: &str,
+        refresh: &str,
+        queue: &str,
+        envs: &[(&str, String)],
+    ) -> Result<Vec<Service>> {
+        let mut all: Vec<(&str, String)> = vec![
+            ("FLOWFORGE_DB_SECRET", db_source.to_owned()),
+            ("FLOWFORGE_API_TOKENS_SECRET", tokens_source.to_owned()),
+            ("FLOWFORGE_SECRET_REFRESH", refresh.to_owned()),
+            ("FLOWFORGE_QUEUES", queue.to_owned()),
+            ("FLOWFORGE_POLL_INTERVAL", "200ms".to_owned()),
+        ];
+        all.extend(envs.iter().cloned());
+        let mut services = Vec::new();
+        for binary in DB_SECRET_BINARIES {
+            let service = self.spawn(*binary, &all).await?;
+            service.wait_ready(Duration::from_secs(30)).await?;
+            services.push(service);
+        }
+        Ok(services)
+    }
+
+    /// Waits until every session of this rig's roles is `user`'s (and there is one); the error
+    /// lists the sessions.
+    pub async fn wait_sessions_only_of(&self, user: &str, timeout: Duration) -> Result<()> {
+        let moved = eventually(&format!("every session uses {user}"), timeout, || async {
+            let s = self.sessions_by_user().await?;
+            Ok((s.len() == 1 && s.contains_key(user)).then_some(()))
+        })
+        .await;
+        if let Err(err) = moved {
+            bail!("{err}; sessions: {:#?}", self.session_details().await?);
+        }
+        Ok(())
+    }
+
     /// Waits until every task in `ids` succeeded (bounded by `timeout`).
     pub async fn wait_succeeded(&self, ids: &[String], timeout: Duration) -> Result<()> {
         let ids: Vec<uuid::Uuid> = ids.iter().map(|i| i.parse()).collect::<Result<_, _>>()?;
@@ -229,6 +271,14 @@ impl Rig {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The service running `binary` among `services`.
+pub fn find(services: &[Service], binary: Binary) -> &Service {
+    services
+        .iter()
+        .find(|s| s.binary == binary)
+        .expect("the service runs")
 }
 
 /// A running binary.
@@ -278,6 +328,22 @@ impl Service {
             })
             .map(|(_, v)| v)
             .sum())
+    }
+
+    /// Waits until the sum of `name` with `labels` satisfies `ok`.
+    pub async fn wait_metric(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        ok: impl Fn(f64) -> bool,
+        timeout: Duration,
+    ) -> Result<f64> {
+        let what = format!("{} {name}{labels:?}", self.binary.name());
+        eventually(&what, timeout, || async {
+            let v = self.metric(name, labels).await?;
+            Ok(ok(v).then_some(v))
+        })
+        .await
     }
 
     /// `/readyz`: status code and body.

@@ -5,13 +5,12 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use flowforge_e2e::{eventually, Binary, Load, Rig, Service, DB_SECRET_BINARIES};
+use flowforge_e2e::{find, Binary, Load, Rig, Service};
 use flowforge_testkit::MotoServer;
 
 const QUEUE: &str = "rotation";
 
-/// The API and worker(s) on the rig's database secret and a tokens secret, refreshing every
-/// `refresh`.
+/// The services on the rig's database secret and a tokens secret holding `token`.
 async fn start_services(
     rig: &Rig,
     db_secret: &str,
@@ -25,53 +24,27 @@ async fn start_services(
             &serde_json::json!({ "tokens": [token] }).to_string(),
         )
         .await?;
-    let mut services = Vec::new();
-    for binary in DB_SECRET_BINARIES {
-        let service = rig
-            .spawn(
-                *binary,
-                &[
-                    ("FLOWFORGE_DB_SECRET", format!("aws-sm:{db_secret}")),
-                    (
-                        "FLOWFORGE_API_TOKENS_SECRET",
-                        format!("aws-sm:{tokens_secret}"),
-                    ),
-                    ("FLOWFORGE_SECRET_REFRESH", refresh.to_owned()),
-                    ("FLOWFORGE_QUEUES", QUEUE.to_owned()),
-                    ("FLOWFORGE_POLL_INTERVAL", "200ms".to_owned()),
-                ],
-            )
-            .await?;
-        service.wait_ready(Duration::from_secs(30)).await?;
-        services.push(service);
-    }
-    Ok(services)
-}
-
-fn api(services: &[Service]) -> &Service {
-    services
-        .iter()
-        .find(|s| s.binary == Binary::Api)
-        .expect("the API runs")
+    rig.start_services(
+        &format!("aws-sm:{db_secret}"),
+        &format!("aws-sm:{tokens_secret}"),
+        refresh,
+        QUEUE,
+        &[],
+    )
+    .await
 }
 
 /// Every service reports `version` as the database secret's version in use.
 async fn assert_all_use_version(services: &[Service], version: &str) -> Result<()> {
     for service in services {
-        eventually(
-            &format!("{} uses version {version}", service.binary.name()),
-            Duration::from_secs(30),
-            || async {
-                let v = service
-                    .metric(
-                        "flowforge_secret_version_info",
-                        &[("secret", "db"), ("version", version)],
-                    )
-                    .await?;
-                Ok((v == 1.0).then_some(()))
-            },
-        )
-        .await?;
+        service
+            .wait_metric(
+                "flowforge_secret_version_info",
+                &[("secret", "db"), ("version", version)],
+                |v| v == 1.0,
+                Duration::from_secs(30),
+            )
+            .await?;
     }
     Ok(())
 }
@@ -103,7 +76,7 @@ async fn single_user_rotation_under_load_fails_nothing_and_loses_nothing() -> Re
         );
     }
     let load = Load::start(
-        &api(&services).api,
+        &find(&services, Binary::Api).api,
         token,
         QUEUE,
         4,
@@ -184,7 +157,7 @@ async fn alternating_users_rotation_moves_every_connection_to_the_new_user() -> 
     let token = "rotation-token";
     let services = start_services(&rig, &db_secret, token, "1s").await?;
     let load = Load::start(
-        &api(&services).api,
+        &find(&services, Binary::Api).api,
         token,
         QUEUE,
         4,
@@ -202,18 +175,8 @@ async fn alternating_users_rotation_moves_every_connection_to_the_new_user() -> 
     assert_all_use_version(&services, &v1).await?;
     // Connections of the old user retire as they are released (none is killed): soon every
     // session is the clone's.
-    let moved = eventually(
-        "every session uses the clone",
-        Duration::from_secs(30),
-        || async {
-            let s = rig.sessions_by_user().await?;
-            Ok((!s.contains_key(&user) && s.get(&clone).copied().unwrap_or(0) > 0).then_some(()))
-        },
-    )
-    .await;
-    if let Err(err) = moved {
-        anyhow::bail!("{err}; sessions: {:#?}", rig.session_details().await?);
-    }
+    rig.wait_sessions_only_of(&clone, Duration::from_secs(30))
+        .await?;
 
     // Rotation 2: back to the first user, whose password changes this time; its old sessions
     // are long gone, and cutting the clone's sessions forces new connections at once.
@@ -225,18 +188,8 @@ async fn alternating_users_rotation_moves_every_connection_to_the_new_user() -> 
     rig.sm.promote(&db_secret, &v2).await?;
     rig.terminate_sessions(&clone).await?;
     assert_all_use_version(&services, &v2).await?;
-    let moved = eventually(
-        "every session uses the first user again",
-        Duration::from_secs(30),
-        || async {
-            let s = rig.sessions_by_user().await?;
-            Ok((!s.contains_key(&clone) && s.get(&user).copied().unwrap_or(0) > 0).then_some(()))
-        },
-    )
-    .await;
-    if let Err(err) = moved {
-        anyhow::bail!("{err}; sessions: {:#?}", rig.session_details().await?);
-    }
+    rig.wait_sessions_only_of(&user, Duration::from_secs(30))
+        .await?;
 
     let report = load.stop().await;
     assert!(

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use flowforge_e2e::{client, eventually, Binary, Load, Rig, DB_SECRET_BINARIES};
+use flowforge_e2e::{client, eventually, find, Binary, Load, Rig};
 use flowforge_testkit::MotoServer;
 use serde_json::json;
 
@@ -116,26 +116,16 @@ async fn an_outage_of_the_secret_store_keeps_the_last_good_values_and_says_so() 
         .create(&db_secret, &rig.db_secret_json(&user, "pw-0"))
         .await?;
     rig.sm.create(&tokens_secret, &tokens(&["t"])).await?;
-    let mut services = Vec::new();
-    for binary in DB_SECRET_BINARIES {
-        let s = rig
-            .spawn(
-                *binary,
-                &[
-                    ("FLOWFORGE_DB_SECRET", format!("aws-sm:{db_secret}")),
-                    (
-                        "FLOWFORGE_API_TOKENS_SECRET",
-                        format!("aws-sm:{tokens_secret}"),
-                    ),
-                    ("FLOWFORGE_SECRET_REFRESH", "1s".into()),
-                    ("FLOWFORGE_QUEUES", "outage".into()),
-                ],
-            )
-            .await?;
-        s.wait_ready(Duration::from_secs(30)).await?;
-        services.push(s);
-    }
-    let api = services.iter().find(|s| s.binary == Binary::Api).unwrap();
+    let services = rig
+        .start_services(
+            &format!("aws-sm:{db_secret}"),
+            &format!("aws-sm:{tokens_secret}"),
+            "1s",
+            "outage",
+            &[],
+        )
+        .await?;
+    let api = find(&services, Binary::Api);
     let load = Load::start(&api.api, "t", "outage", 2, Duration::from_millis(50));
 
     // Garbage in the store: refused, the last good value stays in use.
@@ -143,19 +133,11 @@ async fn an_outage_of_the_secret_store_keeps_the_last_good_values_and_says_so() 
         .put_current(&db_secret, "{\"username\": \"x\"")
         .await?;
     for s in &services {
-        eventually(
-            "the invalid value is reported",
+        s.wait_metric(
+            "flowforge_secret_refresh_total",
+            &[("secret", "db"), ("result", "invalid")],
+            |v| v >= 1.0,
             Duration::from_secs(30),
-            || async {
-                Ok((s
-                    .metric(
-                        "flowforge_secret_refresh_total",
-                        &[("secret", "db"), ("result", "invalid")],
-                    )
-                    .await?
-                    >= 1.0)
-                    .then_some(()))
-            },
         )
         .await?;
         assert_eq!(s.readyz().await?.0, 200, "{} stays ready", s.binary.name());
@@ -167,19 +149,11 @@ async fn an_outage_of_the_secret_store_keeps_the_last_good_values_and_says_so() 
         )
         .await?;
     for s in &services {
-        eventually(
-            "the missing password is reported",
+        s.wait_metric(
+            "flowforge_secret_refresh_total",
+            &[("secret", "db"), ("result", "invalid")],
+            |v| v >= 2.0,
             Duration::from_secs(30),
-            || async {
-                Ok((s
-                    .metric(
-                        "flowforge_secret_refresh_total",
-                        &[("secret", "db"), ("result", "invalid")],
-                    )
-                    .await?
-                    >= 2.0)
-                    .then_some(()))
-            },
         )
         .await?;
     }
@@ -187,23 +161,20 @@ async fn an_outage_of_the_secret_store_keeps_the_last_good_values_and_says_so() 
     // The store goes away: still serving, failing refreshes counted, readiness unchanged.
     rig.moto.stop()?;
     for s in &services {
-        eventually(
-            "the outage is reported",
+        s.wait_metric(
+            "flowforge_secret_refresh_total",
+            &[("secret", "db"), ("result", "unreachable")],
+            |v| v >= 1.0,
             Duration::from_secs(30),
-            || async {
-                let failing = s
-                    .metric("flowforge_secret_refresh_failing", &[("secret", "db")])
-                    .await?;
-                let unreachable = s
-                    .metric(
-                        "flowforge_secret_refresh_total",
-                        &[("secret", "db"), ("result", "unreachable")],
-                    )
-                    .await?;
-                Ok((failing == 1.0 && unreachable >= 1.0).then_some(()))
-            },
         )
         .await?;
+        assert_eq!(
+            s.metric("flowforge_secret_refresh_failing", &[("secret", "db")])
+                .await?,
+            1.0,
+            "{} says the refresh is failing",
+            s.binary.name()
+        );
         assert_eq!(s.readyz().await?.0, 200, "{} stays ready", s.binary.name());
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -218,13 +189,12 @@ async fn an_outage_of_the_secret_store_keeps_the_last_good_values_and_says_so() 
     rig.sm.create(&tokens_secret, &tokens(&["t"])).await?;
     rig.terminate_sessions(&user).await?;
     for s in &services {
-        eventually("the refresh recovers", Duration::from_secs(30), || async {
-            Ok((s
-                .metric("flowforge_secret_refresh_failing", &[("secret", "db")])
-                .await?
-                == 0.0)
-                .then_some(()))
-        })
+        s.wait_metric(
+            "flowforge_secret_refresh_failing",
+            &[("secret", "db")],
+            |v| v == 0.0,
+            Duration::from_secs(30),
+        )
         .await?;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -295,25 +265,16 @@ async fn a_file_secret_rotated_under_load_fails_nothing() -> Result<()> {
     let tokens_file = dir.path().join("tokens.json");
     std::fs::write(&db_file, rig.db_secret_json(&user, "pw-0"))?;
     std::fs::write(&tokens_file, tokens(&["t"]))?;
-    let mut services = Vec::new();
-    for binary in DB_SECRET_BINARIES {
-        let s = rig
-            .spawn(
-                *binary,
-                &[
-                    ("FLOWFORGE_DB_SECRET", format!("file:{}", db_file.display())),
-                    (
-                        "FLOWFORGE_API_TOKENS_SECRET",
-                        format!("file:{}", tokens_file.display()),
-                    ),
-                    ("FLOWFORGE_QUEUES", "files".into()),
-                ],
-            )
-            .await?;
-        s.wait_ready(Duration::from_secs(30)).await?;
-        services.push(s);
-    }
-    let api = services.iter().find(|s| s.binary == Binary::Api).unwrap();
+    let services = rig
+        .start_services(
+            &format!("file:{}", db_file.display()),
+            &format!("file:{}", tokens_file.display()),
+            "30s",
+            "files",
+            &[],
+        )
+        .await?;
+    let api = find(&services, Binary::Api);
     let load = Load::start(&api.api, "t", "files", 4, Duration::from_millis(20));
     tokio::time::sleep(Duration::from_millis(500)).await;
     rig.set_password(&user, "pw-1").await?;

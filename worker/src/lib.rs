@@ -5,8 +5,6 @@
 //! - [`runner`]: claims, runs, completes, heartbeats and drains.
 //! - [`app`]: wires config, database, admin server and runner into a process.
 #![forbid(unsafe_code)]
-// The claim loop awaits deeply nested futures (queue → credential recovery → sqlx).
-#![recursion_limit = "256"]
 
 pub mod app;
 pub mod config;

@@ -184,7 +184,10 @@ impl RotatingCredentials {
                     metrics::counter!("flowforge_db_auth_failures_total").increment(1);
                     tracing::debug!(error = %err, "database refused the credentials; refreshing them");
                     // Bounded by the caller's deadline: past it, the refusal is the answer.
-                    let _ = tokio::time::timeout_at(deadline.into(), self.recover(seen)).await;
+                    // Boxed: the rare path holds the AWS SDK's deep futures, which would
+                    // otherwise be part of every caller's future type.
+                    let recover = Box::pin(self.recover(seen));
+                    let _ = tokio::time::timeout_at(deadline.into(), recover).await;
                 }
                 Err(err) => return Err(err.into()),
             }

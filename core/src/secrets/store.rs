@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::Client;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
@@ -301,12 +301,6 @@ fn file_version(content: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// A value's digest, to tell whether two versions hold the same value.
-#[allow(dead_code)]
-pub(crate) fn value_digest(value: &SecretString) -> [u8; 32] {
-    Sha256::digest(value.expose_secret().as_bytes()).into()
 }
 
 #[cfg(test)]
