@@ -19,15 +19,16 @@ use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Binaries that load their database credentials from a rotating secret. The scaler joins this
-/// list when it connects to the database (its issue); every rotation test then covers it too.
-pub const DB_SECRET_BINARIES: &[Binary] = &[Binary::Api, Binary::Worker];
+/// Binaries that load their database credentials from a rotating secret: every rotation test
+/// runs and checks each of them.
+pub const DB_SECRET_BINARIES: &[Binary] = &[Binary::Api, Binary::Worker, Binary::Scaler];
 
 /// A FlowForge binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Binary {
     Api,
     Worker,
+    Scaler,
 }
 
 impl Binary {
@@ -35,6 +36,7 @@ impl Binary {
         match self {
             Binary::Api => "flowforge-api",
             Binary::Worker => "flowforge-worker",
+            Binary::Scaler => "flowforge-scaler",
         }
     }
 }
@@ -178,6 +180,11 @@ impl Rig {
             format!("127.0.0.1:{admin_port}"),
         ));
         all.push(("FLOWFORGE_API_ADDR".into(), format!("127.0.0.1:{api_port}")));
+        all.push((
+            "FLOWFORGE_GRPC_ADDR".into(),
+            format!("127.0.0.1:{}", free_port()),
+        ));
+        all.push(("FLOWFORGE_SCALER_METRICS_INTERVAL".into(), "1s".into()));
         all.push(("FLOWFORGE_LOG_FORMAT".into(), "text".into()));
         all.push(("FLOWFORGE_RATE_LIMIT_RPS".into(), "0".into()));
         for (k, v) in envs {

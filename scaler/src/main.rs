@@ -1,16 +1,36 @@
-//! `flowforge-scaler`: the KEDA external scaler and autoscaling tools. Only the crate skeleton
-//! exists so far; the scaler itself is built in its own issue (brief section 7).
+//! `flowforge-scaler`: see `flowforge_scaler` for everything but start-up.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+use flowforge_core::config::{exit_config_error, parse_or_exit};
+use flowforge_scaler::app::{Application, Error};
+use flowforge_scaler::config::{Command, Config};
 
-/// KEDA external scaler for FlowForge workers (not built yet: only `--help` and `--version`).
-#[derive(Parser)]
-#[command(name = "flowforge-scaler", version, about)]
-struct Cli {}
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    flowforge_core::config::exit_code(run().await)
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    eprintln!("flowforge-scaler: the scaler is not part of this build yet");
-    std::process::exit(1);
+async fn run() -> anyhow::Result<()> {
+    let config: Config = parse_or_exit();
+    if let Err(reason) = config.validate() {
+        exit_config_error(&reason);
+    }
+    flowforge_core::telemetry::init_logs(&config.log.log_format, std::io::stderr);
+    if let Some(Command::Migrate) = config.command {
+        return Ok(flowforge_core::db::migrate_command(
+            &config.db,
+            &config.secrets,
+            "flowforge-scaler",
+        )
+        .await?);
+    }
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(Error::Config(reason)) => exit_config_error(&reason),
+        Err(err @ Error::Bind { .. }) => exit_config_error(&err.to_string()),
+        Err(err) => return Err(err.into()),
+    };
+    app.run_until_stopped(flowforge_core::shutdown::shutdown_signal())
+        .await?;
+    Ok(())
 }

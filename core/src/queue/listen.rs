@@ -1,9 +1,10 @@
 //! Wake-ups: LISTEN for enqueue notifications, with reconnects.
 //!
-//! Notifications only save latency; whoever waits on [`Wakeups`] also polls, so a notification
-//! lost while the connection was down costs at most one poll interval. After a reconnect every
-//! subscriber is woken anyway, because anything may have arrived meanwhile. When the database
-//! credentials rotate, the LISTEN connection is reopened with the new ones too.
+//! Notifications only save latency; whoever waits on them also polls, so a notification lost
+//! while the connection was down costs at most one poll interval. After a reconnect every
+//! subscriber is told ([`Event::Reconnected`]), because anything may have arrived meanwhile.
+//! When the database credentials rotate, the LISTEN connection is reopened with the new ones
+//! too.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,6 +16,53 @@ use tokio_util::sync::CancellationToken;
 
 use super::NOTIFY_CHANNEL;
 use crate::db::Db;
+
+/// What the listener saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A queue got new ready tasks.
+    Notified(&'a str),
+    /// The LISTEN connection was (re)opened: notifications may have been missed before it.
+    Reconnected,
+}
+
+/// Listens on the enqueue channel until `stop` is cancelled, reconnecting with backoff (and on
+/// a change of credentials), and hands every event to `on_event`.
+pub fn spawn_listener(
+    db: Db,
+    stop: CancellationToken,
+    on_event: impl Fn(Event<'_>) + Send + Sync + 'static,
+) {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        let mut connected = false;
+        loop {
+            let attempt = tokio::select! {
+                _ = stop.cancelled() => return,
+                r = listen(&db, &on_event, &mut connected, &mut backoff) => r,
+            };
+            match attempt {
+                Ok(()) => {
+                    tracing::info!("database credentials changed; reopening the LISTEN connection");
+                    backoff = Duration::ZERO;
+                }
+                Err(err) => {
+                    if connected {
+                        tracing::warn!(error = %err, "lost the LISTEN connection; reconnecting");
+                    }
+                }
+            }
+            connected = false;
+            // Whatever happened, something may have been missed.
+            on_event(Event::Reconnected);
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        }
+    });
+}
 
 /// Wakes its holder when any of a set of queues gets new tasks.
 #[derive(Clone, Debug)]
@@ -30,36 +78,15 @@ impl Wakeups {
             notify: notify.clone(),
         };
         let queues: HashSet<String> = queues.into_iter().collect();
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            let mut connected = false;
-            loop {
-                let attempt = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    r = listen(&db, &queues, &notify, &mut connected, &mut backoff) => r,
-                };
-                match attempt {
-                    Ok(()) => {
-                        tracing::info!(
-                            "database credentials changed; reopening the LISTEN connection"
-                        );
-                        backoff = Duration::ZERO;
-                    }
-                    Err(err) => {
-                        if connected {
-                            tracing::warn!(error = %err, "lost the LISTEN connection; reconnecting");
-                        }
-                    }
+        spawn_listener(db, stop, move |event| match event {
+            Event::Notified(queue) => {
+                if queues.is_empty() || queues.contains(queue) {
+                    notify.notify_one();
                 }
-                connected = false;
-                // Whatever happened, something may have been missed: let subscribers poll.
+            }
+            Event::Reconnected => {
                 notify.notify_waiters();
                 notify.notify_one();
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
             }
         });
         wakeups
@@ -74,8 +101,7 @@ impl Wakeups {
 /// Listens until the connection fails (`Err`) or the credentials change (`Ok`).
 async fn listen(
     db: &Db,
-    queues: &HashSet<String>,
-    notify: &Notify,
+    on_event: &(impl Fn(Event<'_>) + Send + Sync),
     connected: &mut bool,
     backoff: &mut Duration,
 ) -> crate::Result<()> {
@@ -92,7 +118,7 @@ async fn listen(
     *connected = true;
     *backoff = Duration::from_millis(100);
     // Tasks may have been enqueued before LISTEN took effect.
-    notify.notify_one();
+    on_event(Event::Reconnected);
     let credentials_changed = db.credentials_changed(generation);
     tokio::pin!(credentials_changed);
     loop {
@@ -101,13 +127,9 @@ async fn listen(
             _ = &mut credentials_changed => return Ok(()),
         };
         match received {
-            Some(n) => {
-                if queues.is_empty() || queues.contains(n.payload()) {
-                    notify.notify_one();
-                }
-            }
+            Some(n) => on_event(Event::Notified(n.payload())),
             // The connection dropped; the next call would reconnect silently, but notifications
-            // may have been lost in between, so report it and let the caller wake everyone.
+            // may have been lost in between, so report it and let the caller tell everyone.
             None => return Err(sqlx::Error::PoolClosed.into()),
         }
     }

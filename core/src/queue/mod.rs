@@ -204,6 +204,75 @@ impl Queue {
             .collect())
     }
 
+    /// Ready and running tasks of `queues` together: what a worker fleet for them must carry.
+    pub async fn depth(&self, queues: &[String]) -> Result<Depth> {
+        let (ready, running): (i64, i64) = with_retry!(self.db, |conn| sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'queued' AND run_at <= now()), \
+                    count(*) FILTER (WHERE status = 'running') \
+             FROM flowforge.tasks WHERE queue = ANY($1)",
+        )
+        .bind(queues)
+        .fetch_one(conn)
+        .await)?;
+        Ok(Depth { ready, running })
+    }
+
+    /// Tasks of each queue that started in `(after, until]` (seconds since the epoch, the
+    /// database's clock), and how many of them started within `threshold` of becoming ready:
+    /// the events of the task-wait SLI. Only tasks created in the last `horizon` are looked at,
+    /// so the scan stays bounded as history grows.
+    pub async fn task_waits(
+        &self,
+        after: f64,
+        until: f64,
+        threshold: Duration,
+        horizon: Duration,
+    ) -> Result<Vec<TaskWaits>> {
+        let rows: Vec<(String, i64, i64)> = with_retry!(self.db, |conn| {
+            sqlx::query_as(
+            r#"
+            WITH started AS (
+                SELECT queue, started_at, greatest(run_at, created_at) AS ready_at
+                FROM flowforge.tasks
+                WHERE status = 'running' AND started_at > to_timestamp($1) AND started_at <= to_timestamp($2)
+                UNION ALL
+                SELECT queue, started_at, greatest(run_at, created_at)
+                FROM flowforge.task_history
+                WHERE id >= flowforge.uuid7_floor(now() - make_interval(secs => $4))
+                  AND started_at > to_timestamp($1) AND started_at <= to_timestamp($2)
+            )
+            SELECT queue,
+                   count(*) FILTER (WHERE started_at - ready_at <= make_interval(secs => $3)),
+                   count(*)
+            FROM started GROUP BY queue ORDER BY queue
+            "#,
+        )
+        .bind(after)
+        .bind(until)
+        .bind(threshold.as_secs_f64())
+        .bind(horizon.as_secs_f64())
+        .fetch_all(conn)
+        .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(queue, within, started)| TaskWaits {
+                queue,
+                within,
+                started,
+            })
+            .collect())
+    }
+
+    /// The database's clock, as seconds since the epoch.
+    pub async fn now(&self) -> Result<f64> {
+        with_retry!(self.db, |conn| sqlx::query_scalar(
+            "SELECT extract(epoch FROM clock_timestamp())::float8"
+        )
+        .fetch_one(conn)
+        .await)
+    }
+
     /// Runs `SELECT 1` within `timeout`: the readiness check.
     pub async fn ping(&self, timeout: Duration) -> Result<()> {
         let ping =

@@ -201,3 +201,28 @@ pub struct QueueStats {
     /// Age of the oldest ready task, measured from when it became ready; 0 when none is ready.
     pub oldest_ready_age_seconds: f64,
 }
+
+/// Ready and running tasks of a set of queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Depth {
+    /// Queued and due now.
+    pub ready: i64,
+    pub running: i64,
+}
+
+impl Depth {
+    /// Tasks that need a worker now: ready plus running.
+    pub fn active(&self) -> i64 {
+        self.ready + self.running
+    }
+}
+
+/// Task-wait SLI events of one queue over a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskWaits {
+    pub queue: String,
+    /// Tasks that started within the threshold of becoming ready.
+    pub within: i64,
+    /// Tasks that started.
+    pub started: i64,
+}
