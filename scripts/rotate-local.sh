@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Secret-rotation drill against a running `make up` (scripts/up.sh): rotates the secrets the
 # services read from .local/ the way AWS Secrets Manager rotations do, then waits (bounded)
-# and reports how flowforge-api and flowforge-worker took it: versions in use, credential
+# and reports how flowforge-api and flowforge-scaler (which runs the workers) took it: versions in use, credential
 # swaps and recoveries, 5xx answered meanwhile, what they logged, database sessions per user.
 # Runbook: docs/runbooks/secret-rotation.md.
 #
@@ -29,7 +29,7 @@
 # Environment (all optional; the same ports as scripts/up.sh):
 #   FLOWFORGE_UP_API_PORT           API port                               (default 8080)
 #   FLOWFORGE_UP_API_ADMIN_PORT     API admin port                         (default 9080)
-#   FLOWFORGE_UP_WORKER_ADMIN_PORT  worker admin port                      (default 9081)
+#   FLOWFORGE_UP_SCALER_ADMIN_PORT  scaler admin port                      (default 9090)
 #   FLOWFORGE_ROTATE_WAIT           seconds to wait for the services       (default 15)
 set -euo pipefail
 
@@ -47,7 +47,7 @@ CLONE_USER=${APP_USER}_clone
 
 API_PORT=${FLOWFORGE_UP_API_PORT:-8080}
 API_ADMIN_PORT=${FLOWFORGE_UP_API_ADMIN_PORT:-9080}
-WORKER_ADMIN_PORT=${FLOWFORGE_UP_WORKER_ADMIN_PORT:-9081}
+SCALER_ADMIN_PORT=${FLOWFORGE_UP_SCALER_ADMIN_PORT:-9090}
 WAIT=${FLOWFORGE_ROTATE_WAIT:-15}
 [[ $WAIT =~ ^[0-9]+$ ]] || WAIT=15
 
@@ -97,8 +97,8 @@ with open(sys.argv[3], "w") as f:
 }
 
 # --- metrics ----------------------------------------------------------------------------------
-SERVICES=(api worker)
-admin_port() { if [ "$1" = api ]; then echo "$API_ADMIN_PORT"; else echo "$WORKER_ADMIN_PORT"; fi; }
+SERVICES=(api scaler)
+admin_port() { if [ "$1" = api ]; then echo "$API_ADMIN_PORT"; else echo "$SCALER_ADMIN_PORT"; fi; }
 metrics() { curl -fsS --max-time 2 "http://127.0.0.1:$(admin_port "$1")/metrics" 2>/dev/null; }
 
 # Sum of the samples of metric NAME whose line contains FILTER (e.g. 'secret="db"').
@@ -365,7 +365,7 @@ rotate_tokens() {
 status() {
     local svc m port secrets s last now
     now=$(date +%s)
-    for svc in api worker; do
+    for svc in api scaler; do
         port=$(admin_port "$svc")
         if ! m=$(metrics "$svc"); then
             say "flowforge-$svc (127.0.0.1:$port): not answering"
@@ -377,7 +377,7 @@ status() {
             say "flowforge-$svc (127.0.0.1:$port): NOT ready"
         fi
         secrets=(db)
-        [ "$svc" = worker ] || secrets+=(api_tokens)
+        [ "$svc" = scaler ] || secrets+=(api_tokens)
         for s in "${secrets[@]}"; do
             last=$(metric "$m" flowforge_secret_last_success_timestamp_seconds "secret=\"$s\"")
             if [ "$last" -gt 0 ]; then last="$((now - last))s ago"; else last=never; fi
@@ -385,7 +385,7 @@ status() {
             say "        refresh: $(by_label "$m" flowforge_secret_refresh_total "secret=\"$s\"" result)"
         done
         say "    db: swaps=$(metric "$m" flowforge_db_credential_swaps_total) auth_failures=$(metric "$m" flowforge_db_auth_failures_total) statement_retries=$(metric "$m" flowforge_db_statement_retries_total) recoveries: $(by_label "$m" flowforge_db_credential_recoveries_total '' result)"
-        [ "$svc" = worker ] || say "    auth: $(by_label "$m" flowforge_auth_total '' result)"
+        [ "$svc" = scaler ] || say "    auth: $(by_label "$m" flowforge_auth_total '' result)"
     done
     if [ -f "$DB_SECRET" ]; then
         say "$DB_SECRET: user $(json_field "$DB_SECRET" username), written $(date -r "$DB_SECRET" '+%F %T')"

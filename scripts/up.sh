@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole FlowForge system locally on its embedded defaults:
-# PostgreSQL (persistent, in .local/pg), flowforge-api and one flowforge-worker.
+# PostgreSQL (persistent, in .local/pg), flowforge-api, and flowforge-scaler in local mode, which
+# plays KEDA: it starts flowforge-worker processes when tasks arrive (0..FLOWFORGE_UP_MAX_WORKERS)
+# and stops them after a cooldown.
 # Ctrl-C (or SIGTERM) stops everything.
 #
 # Like production, the services read rotating secrets from files, re-read every second:
@@ -14,7 +16,10 @@
 # Environment (all optional):
 #   FLOWFORGE_UP_API_PORT           API port                        (default 8080)
 #   FLOWFORGE_UP_API_ADMIN_PORT     API admin port (/readyz, ...)   (default 9080)
-#   FLOWFORGE_UP_WORKER_ADMIN_PORT  worker admin port               (default 9081)
+#   FLOWFORGE_UP_WORKER_ADMIN_PORT  first worker's admin port; worker i uses this + i (default 9081)
+#   FLOWFORGE_UP_SCALER_ADMIN_PORT  scaler admin port               (default 9090)
+#   FLOWFORGE_UP_SCALER_GRPC_PORT   scaler gRPC port                (default 6000)
+#   FLOWFORGE_UP_MAX_WORKERS        most workers at once            (default 4)
 #   FLOWFORGE_UP_PG_PORT            PostgreSQL port (default 55432, or any free one if busy)
 #   FLOWFORGE_UP_READY_TIMEOUT      seconds to wait for /readyz     (default 60)
 #   FLOWFORGE_UP_NO_BUILD=1         skip cargo build (use the binaries already built)
@@ -39,6 +44,10 @@ READY_TIMEOUT=${FLOWFORGE_UP_READY_TIMEOUT:-60}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 API_BIN="$TARGET_DIR/release/flowforge-api"
 WORKER_BIN="$TARGET_DIR/release/flowforge-worker"
+SCALER_BIN="$TARGET_DIR/release/flowforge-scaler"
+SCALER_ADMIN_PORT=${FLOWFORGE_UP_SCALER_ADMIN_PORT:-9090}
+SCALER_GRPC_PORT=${FLOWFORGE_UP_SCALER_GRPC_PORT:-6000}
+MAX_WORKERS=${FLOWFORGE_UP_MAX_WORKERS:-4}
 
 say() { printf 'up: %s\n' "$*" >&2; }
 die() {
@@ -62,7 +71,7 @@ cleanup() {
         if [ "$name" = api ]; then pid=$API_PID; else pid=$WORKER_PID; fi
         if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
             if [ "$name" = worker ]; then
-                say "stopping flowforge-worker (pid $pid): running tasks get up to 25s to finish, the rest are handed back"
+                say "stopping flowforge-scaler and its workers (pid $pid): running tasks get up to 25s to finish, the rest are handed back"
             else
                 say "stopping flowforge-$name (pid $pid)"
             fi
@@ -72,11 +81,13 @@ cleanup() {
     for name in api worker; do
         if [ "$name" = api ]; then pid=$API_PID; else pid=$WORKER_PID; fi
         [ -n "$pid" ] || continue
-        local i
-        for i in $(seq 1 300); do
+        # The scaler first drains its workers (25 s grace), then stops itself.
+        local i limit=300
+        if [ "$name" = worker ]; then limit=450; fi
+        for i in $(seq 1 "$limit"); do
             kill -0 "$pid" 2>/dev/null || break
-            if [ "$i" -eq 300 ]; then
-                say "flowforge-$name did not stop within 30s: SIGKILL"
+            if [ "$i" -eq "$limit" ]; then
+                say "flowforge-$name did not stop within $((limit / 10))s: SIGKILL"
                 kill -KILL "$pid" 2>/dev/null
             fi
             sleep 0.1
@@ -95,7 +106,8 @@ trap 'exit 143' TERM
 
 # --- ports --------------------------------------------------------------------------------
 for spec in "API:$API_PORT:FLOWFORGE_UP_API_PORT" "API admin:$API_ADMIN_PORT:FLOWFORGE_UP_API_ADMIN_PORT" \
-    "worker admin:$WORKER_ADMIN_PORT:FLOWFORGE_UP_WORKER_ADMIN_PORT"; do
+    "worker admin:$WORKER_ADMIN_PORT:FLOWFORGE_UP_WORKER_ADMIN_PORT" \
+    "scaler admin:$SCALER_ADMIN_PORT:FLOWFORGE_UP_SCALER_ADMIN_PORT" "scaler gRPC:$SCALER_GRPC_PORT:FLOWFORGE_UP_SCALER_GRPC_PORT"; do
     IFS=: read -r what port var <<<"$spec"
     if port_busy "$port"; then
         die "port $port ($what) is already in use: stop what uses it, or choose another port, e.g. $var=$((port + 100)) make up"
@@ -104,11 +116,12 @@ done
 
 # --- build --------------------------------------------------------------------------------
 if [ "${FLOWFORGE_UP_NO_BUILD:-0}" != 1 ]; then
-    say "cargo build --release --bin flowforge-api --bin flowforge-worker"
-    cargo build --release --bin flowforge-api --bin flowforge-worker
+    say "cargo build --release --bin flowforge-api --bin flowforge-worker --bin flowforge-scaler"
+    cargo build --release --bin flowforge-api --bin flowforge-worker --bin flowforge-scaler
 fi
 [ -x "$API_BIN" ] || die "$API_BIN not found"
 [ -x "$WORKER_BIN" ] || die "$WORKER_BIN not found"
+[ -x "$SCALER_BIN" ] || die "$SCALER_BIN not found"
 
 # --- PostgreSQL ---------------------------------------------------------------------------
 mkdir -p "$LOCAL" "$LOGDIR"
@@ -236,12 +249,16 @@ FLOWFORGE_DB_SECRET="file:$DB_SECRET" \
     "$API_BIN" </dev/null >>"$LOGDIR/api.log" 2>&1 &
 API_PID=$!
 
-say "starting flowforge-worker (log: .local/logs/worker.log)"
+say "starting flowforge-scaler local: workers on demand, 0..$MAX_WORKERS (log: .local/logs/worker.log)"
+# The workers inherit this environment (database secret, allowed hosts); each gets its own
+# admin port from the scaler.
 FLOWFORGE_DB_SECRET="file:$DB_SECRET" \
-    FLOWFORGE_ADMIN_ADDR="127.0.0.1:$WORKER_ADMIN_PORT" \
-    FLOWFORGE_QUEUES=default \
+    FLOWFORGE_ADMIN_ADDR="127.0.0.1:$SCALER_ADMIN_PORT" \
+    FLOWFORGE_GRPC_ADDR="127.0.0.1:$SCALER_GRPC_PORT" \
     FLOWFORGE_HTTP_ALLOW_HOSTS=127.0.0.1,localhost \
-    "$WORKER_BIN" </dev/null >>"$LOGDIR/worker.log" 2>&1 &
+    "$SCALER_BIN" local --queues default --max-workers "$MAX_WORKERS" \
+    --worker-bin "$WORKER_BIN" --worker-admin-base-port "$WORKER_ADMIN_PORT" \
+    </dev/null >>"$LOGDIR/worker.log" 2>&1 &
 WORKER_PID=$!
 
 # --- wait for readiness -------------------------------------------------------------------
@@ -260,14 +277,14 @@ api_ready=0
 worker_ready=0
 while :; do
     kill -0 "$API_PID" 2>/dev/null || fail_with_logs "flowforge-api exited during startup"
-    kill -0 "$WORKER_PID" 2>/dev/null || fail_with_logs "flowforge-worker exited during startup"
+    kill -0 "$WORKER_PID" 2>/dev/null || fail_with_logs "flowforge-scaler exited during startup"
     [ "$api_ready" -eq 1 ] || { ready "$API_ADMIN_PORT" && api_ready=1; } || true
-    [ "$worker_ready" -eq 1 ] || { ready "$WORKER_ADMIN_PORT" && worker_ready=1; } || true
+    [ "$worker_ready" -eq 1 ] || { ready "$SCALER_ADMIN_PORT" && worker_ready=1; } || true
     if [ "$api_ready" -eq 1 ] && [ "$worker_ready" -eq 1 ]; then break; fi
     if [ "$(date +%s)" -ge "$deadline" ]; then
         not=()
         [ "$api_ready" -eq 1 ] || not+=("api (http://127.0.0.1:$API_ADMIN_PORT/readyz)")
-        [ "$worker_ready" -eq 1 ] || not+=("worker (http://127.0.0.1:$WORKER_ADMIN_PORT/readyz)")
+        [ "$worker_ready" -eq 1 ] || not+=("scaler (http://127.0.0.1:$SCALER_ADMIN_PORT/readyz)")
         fail_with_logs "not ready after ${READY_TIMEOUT}s: ${not[*]}"
     fi
     sleep 0.5
@@ -278,13 +295,16 @@ cat <<EOF
 
 FlowForge is up.
   API:         $API
-  admin:       http://127.0.0.1:$API_ADMIN_PORT (api), http://127.0.0.1:$WORKER_ADMIN_PORT (worker): /readyz, /metrics
+  admin:       http://127.0.0.1:$API_ADMIN_PORT (api), http://127.0.0.1:$SCALER_ADMIN_PORT (scaler): /readyz, /metrics
+  workers:     started by flowforge-scaler local when tasks arrive (0..$MAX_WORKERS, admin from port
+               $WORKER_ADMIN_PORT up), stopped 30s after the queue is idle; watch them:
+               curl -s http://127.0.0.1:$SCALER_ADMIN_PORT/metrics | grep flowforge_local_workers
   database:    127.0.0.1:$PG_PORT/flowforge; the services log in as $db_user (member of $APP_GROUP)
                with FLOWFORGE_DB_SECRET=file:.local/db-secret.json (re-read every second)
                superuser (migrations, psql): postgres, password in .local/pg/password
                psql: scripts/pg.sh psql .local/pg -d flowforge
   API token:   $TOKEN  (FLOWFORGE_API_TOKENS_SECRET=file:.local/tokens.json)
-  logs:        .local/logs/api.log, .local/logs/worker.log
+  logs:        .local/logs/api.log, .local/logs/worker.log (scaler and workers)
   rotation:    scripts/rotate-local.sh db-password | db-user | tokens | status
                (rotates the secrets while everything runs; runbook: docs/runbooks/secret-rotation.md)
 
@@ -306,6 +326,6 @@ wait -n "$API_PID" "$WORKER_PID" || rc=$?
 if ! kill -0 "$API_PID" 2>/dev/null; then
     say "flowforge-api exited (status $rc); stopping everything. Log: .local/logs/api.log"
 else
-    say "flowforge-worker exited (status $rc); stopping everything. Log: .local/logs/worker.log"
+    say "flowforge-scaler exited (status $rc); stopping everything. Log: .local/logs/worker.log"
 fi
 exit 1

@@ -4,8 +4,11 @@
 //! - `pickup`: idle-worker pickup latency, from the enqueue's commit to the handler's start.
 //! - `seed`: inserts N ready `noop` tasks (not timed) for a drain measurement.
 //! - `rotation`: database credentials rotated under steady load (see [`rotation`]).
+//! - `activation`: scale-from-zero signal, enqueue commit → `StreamIsActive` true (see
+//!   [`activation`]).
 #![forbid(unsafe_code)]
 
+mod activation;
 mod rotation;
 
 use std::time::{Duration, Instant};
@@ -42,6 +45,12 @@ enum Command {
         tasks: usize,
         #[arg(long, default_value = "bench")]
         queue: String,
+    },
+    /// Scale-from-zero signal: enqueue into an empty queue, time commit → StreamIsActive true
+    /// from the real flowforge-scaler (release binary), N times from cold.
+    Activation {
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
     },
     /// Rotate the database credentials N times under steady API load (real binaries, moto):
     /// time to the first connection with the new credentials, failed requests. Needs
@@ -90,6 +99,7 @@ async fn main() -> Result<()> {
             eprintln!("seeded {tasks} tasks in {:?}", started.elapsed());
         }
         Command::Pickup { tasks } => pickup(queue, tasks).await?,
+        Command::Activation { n } => activation::run(queue, &cli.database_url, n).await?,
         Command::Rotation { rotations, refresh } => {
             rotation::run(rotation::Settings { rotations, refresh }).await?
         }

@@ -71,6 +71,9 @@ pub struct Config {
 pub enum Command {
     /// Apply the embedded schema migrations and exit.
     Migrate,
+    /// Serve, and play KEDA + HPA locally against this scaler: run flowforge-worker processes,
+    /// 0..N, from the scaler's own answers (what `make up` runs).
+    Local(crate::local::LocalArgs),
 }
 
 impl Config {
