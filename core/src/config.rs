@@ -71,13 +71,18 @@ fn binary_name() -> String {
         .unwrap_or_else(|| "flowforge".into())
 }
 
+/// clap's first line, joined with the next ones when it ends with a colon (for example "the
+/// following required arguments were not provided:" followed by the flags).
 fn first_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("invalid arguments")
-        .to_owned()
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut line = lines.next().unwrap_or("invalid arguments").to_owned();
+    if line.ends_with(':') {
+        let rest: Vec<&str> = lines.take_while(|l| !l.starts_with("Usage:")).collect();
+        if !rest.is_empty() {
+            line = format!("{line} {}", rest.join(", "));
+        }
+    }
+    line
 }
 
 /// Subcommands every binary has.
@@ -212,6 +217,16 @@ mod tests {
         let err =
             anyhow::Error::new(Outer(std::io::Error::other("disk gone"))).context("migrating");
         assert_eq!(one_line(&err), "migrating: outer: disk gone");
+    }
+
+    #[test]
+    fn a_reason_that_ends_with_a_colon_keeps_what_follows() {
+        let clap = "error: the following required arguments were not provided:\n  --grpc-tls-key <GRPC_TLS_KEY>\n\nUsage: flowforge-scaler --grpc-tls-key <GRPC_TLS_KEY>\n";
+        assert_eq!(
+            first_line(clap),
+            "error: the following required arguments were not provided: --grpc-tls-key <GRPC_TLS_KEY>"
+        );
+        assert_eq!(first_line("error: bad value\nmore"), "error: bad value");
     }
 
     #[test]

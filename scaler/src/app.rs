@@ -87,8 +87,8 @@ impl Application {
             .expect("bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves: readiness turns 503, open streams end, calls in flight
-    /// get the grace period.
+    /// Serves until `shutdown` resolves: readiness turns 503, open streams end (cleanly, so KEDA
+    /// reconnects to another replica), calls in flight get the grace period.
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -130,12 +130,12 @@ impl Application {
             },
             stop.clone(),
         ));
-        let service = ScalerService::new(queue, changes, config.poll_interval);
+        let stop_grpc = CancellationToken::new();
+        let service = ScalerService::new(queue, changes, config.poll_interval, stop_grpc.clone());
         let mut builder = Server::builder();
         if let Some(tls) = tls {
             builder = builder.tls_config(tls)?;
         }
-        let stop_grpc = CancellationToken::new();
         {
             let (readiness, stop_grpc) = (readiness.clone(), stop_grpc.clone());
             tokio::spawn(async move {
@@ -175,12 +175,43 @@ fn tls_config(config: &Config) -> Result<Option<ServerTlsConfig>, Error> {
     let (Some(cert), Some(key)) = (&config.grpc_tls_cert, &config.grpc_tls_key) else {
         return Ok(None);
     };
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
     let read = |p: &std::path::PathBuf| {
         std::fs::read(p).map_err(|e| Error::Config(format!("cannot read {}: {e}", p.display())))
     };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    // Checked here, so a bad file is a configuration error (exit 64) with its name, not a
+    // failure of the server later.
+    let certs = |flag: &str, p: &std::path::PathBuf, pem: &[u8]| {
+        let n = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                Error::Config(format!("{flag} {}: not PEM certificates: {e}", p.display()))
+            })?
+            .len();
+        if n == 0 {
+            return Err(Error::Config(format!(
+                "{flag} {}: no certificate in it",
+                p.display()
+            )));
+        }
+        Ok(())
+    };
+    let cert_pem = read(cert)?;
+    certs("FLOWFORGE_GRPC_TLS_CERT", cert, &cert_pem)?;
+    let key_pem = read(key)?;
+    PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        Error::Config(format!(
+            "FLOWFORGE_GRPC_TLS_KEY {}: no PKCS#8, PKCS#1 or SEC1 private key in it: {e}",
+            key.display()
+        ))
+    })?;
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem));
     if let Some(ca) = &config.grpc_tls_client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+        let ca_pem = read(ca)?;
+        certs("FLOWFORGE_GRPC_TLS_CLIENT_CA", ca, &ca_pem)?;
+        tls = tls.client_ca_root(Certificate::from_pem(ca_pem));
     }
     Ok(Some(tls))
 }

@@ -12,6 +12,7 @@ use flowforge_core::queue::Queue;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::metadata::ScalerMetadata;
@@ -30,14 +31,22 @@ pub struct ScalerService {
     /// How often an open stream re-checks its queues when no notification arrives (the fallback
     /// if a notification is lost, and how an active queue set is seen to go idle).
     stream_poll: Duration,
+    /// Ends every open stream (shutdown): KEDA sees a clean end and reconnects elsewhere.
+    stop: CancellationToken,
 }
 
 impl ScalerService {
-    pub fn new(queue: Queue, changes: watch::Receiver<u64>, stream_poll: Duration) -> Self {
+    pub fn new(
+        queue: Queue,
+        changes: watch::Receiver<u64>,
+        stream_poll: Duration,
+        stop: CancellationToken,
+    ) -> Self {
         ScalerService {
             queue,
             changes,
             stream_poll,
+            stop,
         }
     }
 
@@ -165,6 +174,7 @@ impl ScalerService {
             }
             let idle = last != Some(true);
             tokio::select! {
+                _ = self.stop.cancelled() => return,
                 _ = tx.closed() => return,
                 r = changes.changed(), if idle => if r.is_err() { return },
                 _ = tokio::time::sleep(self.stream_poll) => {}

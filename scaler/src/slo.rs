@@ -16,8 +16,11 @@ use tokio_util::sync::CancellationToken;
 /// start time is taken before its commit) is not missed.
 const SETTLE: f64 = 5.0;
 
-/// Task waits are looked for among tasks created in the last day; one that waited longer is
-/// long past its SLO and is seen in the depth and oldest-age figures.
+/// Task waits are looked for among finished tasks created in the last day (the history's primary
+/// key is time-ordered, so the scan stays bounded as history grows). A finished task created
+/// earlier — scheduled more than a day ahead, or waiting that long — is left out of the SLI;
+/// a long wait still shows in the oldest-ready-age figure. Every scaler replica publishes the
+/// same figures: aggregate with `max by (queue)`, never `sum`.
 const HORIZON: Duration = Duration::from_secs(86_400);
 
 pub struct SloSettings {

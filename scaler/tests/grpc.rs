@@ -477,3 +477,25 @@ async fn queue_figures_and_task_wait_events_come_from_the_database() {
     .unwrap();
     assert!(age >= 0.0);
 }
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_cleanly() {
+    let url = flowforge_testkit::fresh_database().await.unwrap();
+    let scaler = start(&url, &[]).await;
+    let so = scaled_object(&[("queues", "bye")]);
+    let mut s = client(scaler.grpc)
+        .await
+        .stream_is_active(so)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!next(&mut s).await);
+    drop(scaler); // its shutdown signal
+    let end = tokio::time::timeout(Duration::from_secs(20), s.message())
+        .await
+        .expect("the stream ends within 20 s");
+    assert!(
+        matches!(end, Ok(None)),
+        "a clean end of stream, got {end:?}"
+    );
+}

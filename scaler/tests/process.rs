@@ -1,0 +1,57 @@
+//! The `flowforge-scaler` binary refuses bad configuration with exit 64 and a one-line reason.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+async fn run(args: &[&str]) -> (Option<i32>, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_flowforge-scaler"));
+    command
+        .args(args)
+        .env_clear()
+        .env("FLOWFORGE_GRPC_ADDR", "127.0.0.1:0")
+        .env("FLOWFORGE_ADMIN_ADDR", "127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .expect("the scaler exits")
+        .expect("running the scaler");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn bad_config_exits_64_with_one_line_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let junk = junk.to_str().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    for (args, mentions) in [
+        (vec!["--grpc-tls-cert", junk], "--grpc-tls-key"),
+        (
+            vec!["--grpc-tls-cert", junk, "--grpc-tls-key", junk],
+            "FLOWFORGE_GRPC_TLS_CERT",
+        ),
+        (
+            vec!["--grpc-tls-cert", missing, "--grpc-tls-key", junk],
+            "missing.pem",
+        ),
+        (vec!["--poll-interval", "1ms"], "--poll-interval"),
+        (vec!["--grpc-addr", "nowhere"], "grpc-addr"),
+        (vec!["local", "--max-workers", "0"], "--max-workers"),
+    ] {
+        let (code, stderr) = run(&args).await;
+        assert_eq!(code, Some(64), "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: one line, got {stderr}");
+        assert!(lines[0].contains(mentions), "{args:?}: {}", lines[0]);
+    }
+    let (code, _) = run(&["--help"]).await;
+    assert_eq!(code, Some(0));
+}
