@@ -662,6 +662,12 @@ async fn listeners_are_woken_by_enqueues_on_their_queues() {
     tokio::time::timeout(Duration::from_secs(10), wakeups.wait())
         .await
         .expect("listener connects");
+    // Connecting wakes every waiter and also leaves one wake-up for whoever waits next; take
+    // those before watching for enqueues, or a stale one could be mistaken for them.
+    while tokio::time::timeout(Duration::from_millis(200), wakeups.wait())
+        .await
+        .is_ok()
+    {}
     q.enqueue_many(&[task("watched")]).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), wakeups.wait())
         .await
