@@ -74,6 +74,9 @@ pub enum Command {
     /// Serve, and play KEDA + HPA locally against this scaler: run flowforge-worker processes,
     /// 0..N, from the scaler's own answers (what `make up` runs).
     Local(crate::local::LocalArgs),
+    /// Replay an arrival trace through a model of KEDA + HPA for several autoscaling policies
+    /// side by side; needs no database (see docs/autoscaling-simulator.md).
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 impl Config {

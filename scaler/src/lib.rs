@@ -14,4 +14,5 @@ pub mod local;
 pub mod metadata;
 pub mod proto;
 pub mod service;
+pub mod simulate;
 pub mod slo;

@@ -76,7 +76,26 @@ impl LocalArgs {
         if self.max_workers == 0 || self.min_workers > self.max_workers {
             return Err("--max-workers must be at least 1 and at least --min-workers".into());
         }
+        let bin = self.worker_bin()?;
+        if !bin.is_file() {
+            return Err(format!(
+                "worker binary {} not found (build it, or set --worker-bin / FLOWFORGE_LOCAL_WORKER_BIN)",
+                bin.display()
+            ));
+        }
         Ok(())
+    }
+
+    /// The worker binary: --worker-bin, or flowforge-worker next to this binary.
+    pub fn worker_bin(&self) -> Result<PathBuf, String> {
+        if let Some(p) = &self.worker_bin {
+            return Ok(p.clone());
+        }
+        let exe = std::env::current_exe().map_err(|e| format!("cannot locate this binary: {e}"))?;
+        let dir = exe
+            .parent()
+            .ok_or_else(|| format!("{} has no directory", exe.display()))?;
+        Ok(dir.join("flowforge-worker"))
     }
 }
 
@@ -115,13 +134,7 @@ struct Worker {
 /// Runs the local autoscaler against the scaler at `grpc` until `stop`; then stops every worker
 /// (SIGTERM, waiting for their drain).
 pub async fn run(grpc: String, args: LocalArgs, stop: CancellationToken) -> Result<()> {
-    let worker_bin = match &args.worker_bin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("this binary has no directory")?
-            .join("flowforge-worker"),
-    };
+    let worker_bin = args.worker_bin().map_err(anyhow::Error::msg)?;
     let so = ScaledObjectRef {
         name: "local".into(),
         namespace: "local".into(),

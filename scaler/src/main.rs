@@ -13,6 +13,16 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let config: Config = parse_or_exit();
+    if let Some(Command::Simulate(args)) = config.command {
+        // Offline: no database, no servers, no logs beyond the report.
+        return match flowforge_scaler::simulate::run(args) {
+            Err(err) => match err.downcast_ref::<flowforge_scaler::simulate::InputError>() {
+                Some(bad) => exit_config_error(&bad.0),
+                None => Err(err),
+            },
+            ok => ok,
+        };
+    }
     if let Err(reason) = config.validate() {
         exit_config_error(&reason);
     }
@@ -32,7 +42,7 @@ async fn run() -> anyhow::Result<()> {
             }
             Some(args.clone())
         }
-        None => None,
+        Some(Command::Simulate(_)) | None => None,
     };
     let app = match Application::build(config).await {
         Ok(app) => app,

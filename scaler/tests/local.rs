@@ -45,6 +45,10 @@ async fn a_burst_scales_workers_from_zero_to_n_and_back_to_zero() {
         .unwrap();
     flowforge_core::db::MIGRATOR.run(&pool).await.unwrap();
     let queue = Queue::new(pool.clone());
+    // The scaler runs flowforge-worker from its own directory.
+    if let Err(err) = bin_path("flowforge-worker") {
+        panic!("{err:#}");
+    }
     let admin = free_port();
     let mut scaler = Child::spawn(
         &bin_path("flowforge-scaler").unwrap(),

@@ -1,4 +1,5 @@
-//! The `flowforge-scaler` binary refuses bad configuration with exit 64 and a one-line reason.
+//! The `flowforge-scaler` binary refuses bad configuration with exit 64 and a one-line reason;
+//! `simulate` runs offline from the command line.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -32,6 +33,7 @@ async fn bad_config_exits_64_with_one_line_reason() {
     let junk = junk.to_str().unwrap();
     let missing = dir.path().join("missing.pem");
     let missing = missing.to_str().unwrap();
+    let steady = format!("{}/traces/steady.csv", env!("CARGO_MANIFEST_DIR"));
     for (args, mentions) in [
         (vec!["--grpc-tls-cert", junk], "--grpc-tls-key"),
         (
@@ -45,6 +47,17 @@ async fn bad_config_exits_64_with_one_line_reason() {
         (vec!["--poll-interval", "1ms"], "--poll-interval"),
         (vec!["--grpc-addr", "nowhere"], "grpc-addr"),
         (vec!["local", "--max-workers", "0"], "--max-workers"),
+        (vec!["local", "--worker-bin", missing], "missing.pem"),
+        (vec!["simulate", "--trace", missing], "missing.pem"),
+        (vec!["simulate", "--trace", junk], "junk.pem"),
+        (
+            vec!["simulate", "--trace", &steady, "--policy", "hpa-magic"],
+            "hpa-magic",
+        ),
+        (
+            vec!["simulate", "--trace", &steady, "--concurrency", "0"],
+            "--concurrency",
+        ),
     ] {
         let (code, stderr) = run(&args).await;
         assert_eq!(code, Some(64), "{args:?}: {stderr}");
@@ -54,4 +67,40 @@ async fn bad_config_exits_64_with_one_line_reason() {
     }
     let (code, _) = run(&["--help"]).await;
     assert_eq!(code, Some(0));
+}
+
+#[tokio::test]
+async fn simulate_needs_no_database_and_writes_its_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("chart.svg");
+    let json = dir.path().join("report.json");
+    let steady = format!("{}/traces/steady.csv", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_flowforge-scaler"))
+        .args(["simulate", "--trace", &steady, "--chart"])
+        .arg(&chart)
+        .arg("--json")
+        .arg(&json)
+        .env_clear()
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("running the simulator");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    for policy in ["keda-postgresql-default", "flowforge-push-recommended"] {
+        assert!(table.contains(policy), "{policy} missing from:\n{table}");
+    }
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(
+        svg.starts_with("<svg") || svg.starts_with("<?xml"),
+        "{}",
+        &svg[..80.min(svg.len())]
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(report.is_object(), "{report}");
 }
