@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Extra arguments for `make test`, passed to cargo nextest, e.g. make test ARGS="-E 'test(lease)'"
 ARGS ?=
 
-.PHONY: help up test bench build fmt lint clean-local
+.PHONY: help up test bench build fmt lint generate clean-local
 
 help:
 	@echo 'FlowForge make targets:'
@@ -18,6 +18,7 @@ help:
 	@echo '  make build        cargo build --workspace --release'
 	@echo '  make fmt          cargo fmt --all'
 	@echo '  make lint         cargo fmt --check + clippy -D warnings'
+	@echo '  make generate     regenerate alerts/ and dashboards/ from slo/slos.yaml (commit the result)'
 	@echo '  make clean-local  stop and remove .local (local database, tokens, logs)'
 
 up:
@@ -38,6 +39,9 @@ fmt:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+generate:
+	cargo run --locked -q -p flowforge-slo -- generate
 
 clean-local:
 	bash scripts/pg.sh destroy .local/pg

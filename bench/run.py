@@ -13,8 +13,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PG = os.path.join(ROOT, "scripts", "pg.sh")
@@ -126,6 +126,13 @@ def pgbench_insert(c, clients):
     return tps
 
 
+def series_count(admin):
+    """Series on a process's /metrics (its metric cardinality), read under load."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return sum(1 for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
 def start_api(c):
     port, admin = free_port(), free_port()
     tokens = os.path.join(tempfile.gettempdir(), "flowforge-bench-tokens.json")
@@ -136,7 +143,7 @@ def start_api(c):
         "FLOWFORGE_API_ADDR": f"127.0.0.1:{port}", "FLOWFORGE_ADMIN_ADDR": f"127.0.0.1:{admin}",
         "FLOWFORGE_RATE_LIMIT_RPS": "0", "FLOWFORGE_DB_MAX_CONNECTIONS": "16", "RUST_LOG": "warn"}, "api")
     wait_ready(f"http://127.0.0.1:{admin}/readyz")
-    return api, port
+    return api, port, admin
 
 
 def wrk_post(port, clients):
@@ -158,13 +165,15 @@ def wrk_post(port, clients):
 
 def api_enqueue(c, label):
     results = {}
-    api, port = start_api(c)
+    api, port, admin = start_api(c)
     try:
         for clients in CLIENTS:
             c.psql("ff", "TRUNCATE flowforge.tasks")
             log(f"API POST /v1/tasks, {clients} connections, {DURATION}s ({label})")
             results[clients] = wrk_post(port, clients)
             log(f"  -> {results[clients]}")
+        results["series"] = series_count(admin)
+        log(f"  API /metrics after the load: {results['series']} series")
     finally:
         rss = api.stop()
     c.psql("ff", "TRUNCATE flowforge.tasks")
@@ -192,12 +201,13 @@ def ff_drain(c, label, extra_env=None):
             raise RuntimeError("drain did not finish in 300 s")
         time.sleep(0.02)
     seconds = time.monotonic() - t0
+    series = series_count(admin)
     rss = w.stop()
     done = int(c.psql("ff", "SELECT count(*) FROM flowforge.task_history WHERE queue = 'bench' AND status = 'succeeded'"))
     left = int(c.psql("ff", "SELECT count(*) FROM flowforge.tasks"))
     c.psql("ff", "DELETE FROM flowforge.task_history WHERE queue = 'bench'")
     res = {"tasks": DRAIN_TASKS, "kept_in_history": done, "left": left, "seconds": seconds,
-           "per_sec": DRAIN_TASKS / seconds, "rss_mib": rss}
+           "per_sec": DRAIN_TASKS / seconds, "rss_mib": rss, "series": series}
     log(f"  -> {res}")
     return res
 
@@ -296,7 +306,8 @@ def report(r):
                          " | ".join(fmt(r["api_history"][c]["rps"]) for c in CLIENTS) + " |")
             lines.append("| change vs empty history | " + " | ".join(
                 f"{(r['api_history'][c]['rps'] / r['api'][c]['rps'] - 1) * 100:+.1f}%" for c in CLIENTS) + " |")
-        lines += ["", f"Peak RSS of flowforge-api under this load: {fmt(r.get('api_rss_mib'), 1)} MiB.", ""]
+        lines += ["", f"Peak RSS of flowforge-api under this load: {fmt(r.get('api_rss_mib'), 1)} MiB; "
+                  f"series on its /metrics after the load (metric cardinality): {r['api'].get('series', 'n/a')}.", ""]
     if "drain" in r:
         gw = r["gw_drain"]
         lines += [f"Median of {REPS} interleaved repetitions (all runs' tasks/s in brackets).", "",
@@ -310,7 +321,8 @@ def report(r):
             d = r["drain_history"]
             lines.append(f"| FlowForge with {r['history_rows']:,} retained | {d['tasks']:,} | {d['seconds']:.2f} | {fmt(d['per_sec'])} "
                          f"({(d['per_sec'] / r['drain']['per_sec'] - 1) * 100:+.1f}%) |")
-        lines += ["", f"Peak RSS of flowforge-worker during the drain: {fmt(r['drain'].get('rss_mib'), 1)} MiB.", ""]
+        lines += ["", f"Peak RSS of flowforge-worker during the drain: {fmt(r['drain'].get('rss_mib'), 1)} MiB; "
+                  f"series on its /metrics at the end of the drain: {r['drain'].get('series', 'n/a')}.", ""]
     if "pickup" in r:
         p, g = r["pickup"], r["gw_pickup"]
         lines += ["| pickup latency, idle worker (ms) | p50 | p90 | p99 | max |", "|---|---|---|---|---|",

@@ -138,6 +138,30 @@ ensure_moto() {
     say "ok: moto $MOTO_VERSION in $venv"
 }
 
+# Prometheus, promtool, Alertmanager and amtool from Debian's packages (the monitoring tests run
+# them on loopback). The packages would start system services listening on every interface:
+# a policy-rc.d that refuses service starts stays in place only for the installation.
+ensure_prometheus() {
+    if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 &&
+        command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1; then
+        say "ok: $(prometheus --version 2>&1 | head -n1), $(prometheus-alertmanager --version 2>&1 | head -n1)"
+        return 0
+    fi
+    local policy=/usr/sbin/policy-rc.d placed=
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# flowforge install-deps: no service starts while installing\nexit 101\n' |
+            "${SUDO[@]}" tee "$policy" >/dev/null
+        "${SUDO[@]}" chmod 755 "$policy"
+        placed=1
+    fi
+    apt_install prometheus prometheus-alertmanager || { [ -z "$placed" ] || "${SUDO[@]}" rm -f "$policy"; die "installing prometheus failed"; }
+    [ -z "$placed" ] || "${SUDO[@]}" rm -f "$policy"
+    for tool in prometheus promtool prometheus-alertmanager amtool; do
+        command -v "$tool" >/dev/null 2>&1 || die "prometheus packages installed but $tool is missing"
+    done
+    say "ok: $(prometheus --version 2>&1 | head -n1)"
+}
+
 ensure_cmd() { # command package
     if command -v "$1" >/dev/null 2>&1; then
         say "ok: $1"
@@ -176,6 +200,7 @@ test)
     ensure_nextest
     ensure_shellcheck
     ensure_moto
+    ensure_prometheus
     ;;
 up)
     ensure_postgres
@@ -183,6 +208,7 @@ up)
     ensure_cmd curl curl
     ensure_cmd python3 python3
     ensure_moto
+    ensure_prometheus
     ;;
 bench)
     ensure_postgres

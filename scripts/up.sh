@@ -3,6 +3,8 @@
 # PostgreSQL (persistent, in .local/pg), flowforge-api, and flowforge-scaler in local mode, which
 # plays KEDA: it starts flowforge-worker processes when tasks arrive (0..FLOWFORGE_UP_MAX_WORKERS)
 # and stops them after a cooldown.
+# Prometheus (Debian's package) scrapes all of them every 5 s and evaluates the generated SLO
+# rules and alerts (alerts/flowforge-rules.yaml); its data lives in .local/prometheus.
 # Ctrl-C (or SIGTERM) stops everything.
 #
 # Like production, the services read rotating secrets from files, re-read every second:
@@ -20,6 +22,7 @@
 #   FLOWFORGE_UP_SCALER_ADMIN_PORT  scaler admin port               (default 9090)
 #   FLOWFORGE_UP_SCALER_GRPC_PORT   scaler gRPC port                (default 6000)
 #   FLOWFORGE_UP_MAX_WORKERS        most workers at once            (default 4)
+#   FLOWFORGE_UP_PROMETHEUS_PORT    Prometheus web UI and API       (default 9091)
 #   FLOWFORGE_UP_PG_PORT            PostgreSQL port (default 55432, or any free one if busy)
 #   FLOWFORGE_UP_READY_TIMEOUT      seconds to wait for /readyz     (default 60)
 #   FLOWFORGE_UP_NO_BUILD=1         skip cargo build (use the binaries already built)
@@ -48,6 +51,7 @@ SCALER_BIN="$TARGET_DIR/release/flowforge-scaler"
 SCALER_ADMIN_PORT=${FLOWFORGE_UP_SCALER_ADMIN_PORT:-9090}
 SCALER_GRPC_PORT=${FLOWFORGE_UP_SCALER_GRPC_PORT:-6000}
 MAX_WORKERS=${FLOWFORGE_UP_MAX_WORKERS:-4}
+PROMETHEUS_PORT=${FLOWFORGE_UP_PROMETHEUS_PORT:-9091}
 
 say() { printf 'up: %s\n' "$*" >&2; }
 die() {
@@ -60,6 +64,7 @@ port_busy() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 API_PID=
 WORKER_PID=
+PROMETHEUS_PID=
 PG_STARTED=0
 # shellcheck disable=SC2329 # invoked by the EXIT trap
 cleanup() {
@@ -67,6 +72,11 @@ cleanup() {
     trap - EXIT INT TERM
     set +e
     local pid name
+    if [ -n "$PROMETHEUS_PID" ] && kill -0 "$PROMETHEUS_PID" 2>/dev/null; then
+        say "stopping Prometheus"
+        kill -TERM "$PROMETHEUS_PID" 2>/dev/null
+        wait "$PROMETHEUS_PID" 2>/dev/null
+    fi
     for name in api worker; do
         if [ "$name" = api ]; then pid=$API_PID; else pid=$WORKER_PID; fi
         if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
@@ -107,7 +117,8 @@ trap 'exit 143' TERM
 # --- ports --------------------------------------------------------------------------------
 for spec in "API:$API_PORT:FLOWFORGE_UP_API_PORT" "API admin:$API_ADMIN_PORT:FLOWFORGE_UP_API_ADMIN_PORT" \
     "worker admin:$WORKER_ADMIN_PORT:FLOWFORGE_UP_WORKER_ADMIN_PORT" \
-    "scaler admin:$SCALER_ADMIN_PORT:FLOWFORGE_UP_SCALER_ADMIN_PORT" "scaler gRPC:$SCALER_GRPC_PORT:FLOWFORGE_UP_SCALER_GRPC_PORT"; do
+    "scaler admin:$SCALER_ADMIN_PORT:FLOWFORGE_UP_SCALER_ADMIN_PORT" "scaler gRPC:$SCALER_GRPC_PORT:FLOWFORGE_UP_SCALER_GRPC_PORT" \
+    "Prometheus:$PROMETHEUS_PORT:FLOWFORGE_UP_PROMETHEUS_PORT"; do
     IFS=: read -r what port var <<<"$spec"
     if port_busy "$port"; then
         die "port $port ($what) is already in use: stop what uses it, or choose another port, e.g. $var=$((port + 100)) make up"
@@ -290,6 +301,34 @@ while :; do
     sleep 0.5
 done
 
+# --- Prometheus ---------------------------------------------------------------------------
+command -v prometheus >/dev/null 2>&1 || die "prometheus not found: run scripts/install-deps.sh up (or make up)"
+mkdir -p "$LOCAL/prometheus"
+worker_targets=
+for i in $(seq 0 $((MAX_WORKERS - 1))); do
+    worker_targets+="${worker_targets:+, }'127.0.0.1:$((WORKER_ADMIN_PORT + i))'"
+done
+cat >"$LOCAL/prometheus/prometheus.yml" <<EOF
+# Written by scripts/up.sh on every start.
+global:
+  scrape_interval: 5s
+  evaluation_interval: 5s
+rule_files:
+  - $ROOT/alerts/flowforge-rules.yaml
+scrape_configs:
+  - job_name: flowforge-api
+    static_configs: [{targets: ['127.0.0.1:$API_ADMIN_PORT']}]
+  - job_name: flowforge-scaler
+    static_configs: [{targets: ['127.0.0.1:$SCALER_ADMIN_PORT']}]
+  - job_name: flowforge-worker
+    static_configs: [{targets: [$worker_targets]}]
+EOF
+rotate "$LOGDIR/prometheus.log"
+say "starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT (log: .local/logs/prometheus.log)"
+prometheus --config.file="$LOCAL/prometheus/prometheus.yml" --storage.tsdb.path="$LOCAL/prometheus/data" \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" </dev/null >>"$LOGDIR/prometheus.log" 2>&1 &
+PROMETHEUS_PID=$!
+
 API="http://127.0.0.1:$API_PORT"
 cat <<EOF
 
@@ -304,7 +343,10 @@ FlowForge is up.
                superuser (migrations, psql): postgres, password in .local/pg/password
                psql: scripts/pg.sh psql .local/pg -d flowforge
   API token:   $TOKEN  (FLOWFORGE_API_TOKENS_SECRET=file:.local/tokens.json)
-  logs:        .local/logs/api.log, .local/logs/worker.log (scaler and workers)
+  logs:        .local/logs/api.log, .local/logs/worker.log (scaler and workers), JSON lines
+  monitoring:  Prometheus http://127.0.0.1:$PROMETHEUS_PORT with the SLO rules and alerts of
+               alerts/flowforge-rules.yaml (e.g. /alerts; query flowforge_slo:burn_rate:rate5m);
+               dashboards to import into Grafana: dashboards/*.json (docs/monitoring.md)
   rotation:    scripts/rotate-local.sh db-password | db-user | tokens | status
                (rotates the secrets while everything runs; runbook: docs/runbooks/secret-rotation.md)
 

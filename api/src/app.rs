@@ -165,6 +165,7 @@ impl Application {
                     admin::database_check(state.queue.clone()),
                 ]),
                 metrics: flowforge_core::telemetry::metrics_handle(),
+                db: Some(state.queue.db().clone()),
             },
             stop_admin.clone(),
         ));

@@ -1,4 +1,5 @@
-//! Per-request context: request id, a log span, and HTTP metrics labelled by route template.
+//! Per-request context: request id, W3C trace context, a log span, and HTTP metrics labelled by
+//! route template.
 
 use std::time::Instant;
 
@@ -8,10 +9,26 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
+use flowforge_core::trace::TraceContext;
+
 use crate::problem::REQUEST_ID;
 
 /// The header carrying the request id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The W3C Trace Context header, in (the caller's span) and out (this request's span).
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+tokio::task_local! {
+    /// The current request's trace context, set by [`request_context`] for every request; tasks
+    /// created by the request carry it to the worker.
+    pub static TRACE: TraceContext;
+}
+
+/// The current request's `traceparent`, if called within a request.
+pub fn current_traceparent() -> Option<String> {
+    TRACE.try_with(|t| t.to_string()).ok()
+}
 
 /// Takes the caller's `x-request-id` (if sane) or makes one, echoes it on the response, makes it
 /// available to problem documents and logs, and records `flowforge_http_requests_total` and
@@ -31,21 +48,36 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = request.method().clone();
+    let trace = TraceContext::continue_or_start(
+        request
+            .headers()
+            .get(TRACEPARENT_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         request.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
-    let span =
-        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+        trace_id = %trace.trace_id(),
+        span_id = %trace.span_id(),
+    );
     let mut response = REQUEST_ID
         .scope(
             request_id.clone(),
-            next.run(request).instrument(span.clone()),
+            TRACE.scope(trace, next.run(request).instrument(span.clone())),
         )
         .await;
     let status = response.status();
     let elapsed = started.elapsed().as_secs_f64();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&trace.to_string()) {
+        response.headers_mut().insert(TRACEPARENT_HEADER, v);
     }
     let labels = [
         ("method", method.to_string()),

@@ -663,3 +663,46 @@ async fn request_id_from_the_client_is_echoed_and_generated_otherwise() {
         assert!(!id.is_empty());
     }
 }
+
+#[tokio::test]
+async fn trace_context_is_continued_echoed_and_stored_with_the_task() {
+    let app = TestApp::spawn(&[]).await;
+    let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let response = app
+        .request(Method::POST, "/v1/tasks")
+        .header("traceparent", parent)
+        .json(&json!({"queue": "traced", "kind": "noop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // Same trace, the request's own span, the caller's flags.
+    let ours = header(&response, "traceparent").expect("a traceparent on the response");
+    assert!(
+        ours.starts_with("00-0af7651916cd43dd8448eb211c80319c-") && ours.ends_with("-01"),
+        "{ours}"
+    );
+    assert_ne!(ours, parent);
+    let task: Value = response.json().await.unwrap();
+    // The worker will see the request's context: it is stored with the task.
+    let pool = sqlx::PgPool::connect(&app.db_url).await.unwrap();
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT trace_parent FROM flowforge.tasks WHERE id = $1::uuid")
+            .bind(task["id"].as_str().unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored.as_deref(), Some(ours.as_str()));
+
+    // Without a (valid) traceparent a new trace starts.
+    for sent in [None, Some("garbage")] {
+        let mut request = app.request(Method::GET, "/v1/queues");
+        if let Some(v) = sent {
+            request = request.header("traceparent", v);
+        }
+        let response = request.send().await.unwrap();
+        let fresh = header(&response, "traceparent").expect("a traceparent");
+        assert_eq!(fresh.len(), 55, "{fresh}");
+        assert!(!fresh.contains("0af7651916cd43dd8448eb211c80319c"));
+    }
+}

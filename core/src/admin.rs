@@ -27,6 +27,8 @@ pub struct AdminState {
     pub readiness: Arc<Readiness>,
     pub check: ReadyCheck,
     pub metrics: PrometheusHandle,
+    /// The process's database handle: its pool's figures are sampled at every scrape.
+    pub db: Option<crate::db::Db>,
 }
 
 /// The admin router.
@@ -81,6 +83,9 @@ async fn version(State(state): State<AdminState>) -> Json<serde_json::Value> {
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {
+    if let Some(db) = &state.db {
+        db.record_pool_metrics();
+    }
     (
         [(
             header::CONTENT_TYPE,

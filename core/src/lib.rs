@@ -18,5 +18,6 @@ pub mod queue;
 pub mod secrets;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace;
 
 pub use error::{Error, Result};

@@ -700,3 +700,60 @@ async fn succeeded_tasks_are_deleted_at_once_when_not_retained() {
     // Its idempotency key is free again.
     assert!(q.enqueue_many(&[keyed]).await.unwrap()[0].created);
 }
+
+#[tokio::test]
+async fn task_wait_ledger_counts_whole_minutes_once_and_sums_windows() {
+    let q = queue().await;
+    let mut traced = task("ledger");
+    traced.trace_parent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
+    q.enqueue_many(&[traced, task("ledger"), task("ledger"), task("ledger")])
+        .await
+        .unwrap();
+    let claimed = q.claim("ledger", 10, "w", LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 4);
+    assert_eq!(
+        claimed.iter().filter(|c| c.trace_parent.is_some()).count(),
+        1,
+        "the trace context travels with the task"
+    );
+    // Ten minutes ago, two tasks started 0.5 s after becoming ready and two 10 s after.
+    for (i, c) in claimed.iter().enumerate() {
+        let waited = if i < 2 { 0.5 } else { 10.0 };
+        sqlx::query(
+            "UPDATE flowforge.tasks SET started_at = now() - interval '10 minutes',
+                 run_at = now() - interval '10 minutes' - make_interval(secs => $2),
+                 created_at = now() - interval '10 minutes' - make_interval(secs => $2)
+             WHERE id = $1",
+        )
+        .bind(c.id)
+        .bind(waited)
+        .execute(q.db().pool())
+        .await
+        .unwrap();
+    }
+    // One finished (in the history), three still running: both are counted.
+    complete(&q, &claimed[..1]).await;
+
+    let threshold = Duration::from_secs(1);
+    let settle = Duration::from_secs(5);
+    let horizon = Duration::from_secs(86_400);
+    let written = q
+        .step_task_wait_ledger(threshold, settle, horizon)
+        .await
+        .unwrap();
+    assert!(written >= 1, "{written}");
+    // A second step (another replica, or the next interval) adds nothing.
+    assert_eq!(
+        q.step_task_wait_ledger(threshold, settle, horizon)
+            .await
+            .unwrap(),
+        0
+    );
+    let windows = q
+        .task_wait_windows(&[Duration::from_secs(300), Duration::from_secs(1_800)])
+        .await
+        .unwrap();
+    // The 5-minute window ends where the ledger is complete and misses starts 10 minutes ago.
+    assert_eq!((windows[0].started, windows[0].within), (0, 0));
+    assert_eq!((windows[1].started, windows[1].within), (4, 2));
+}

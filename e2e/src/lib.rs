@@ -172,6 +172,17 @@ impl Rig {
     /// Starts `binary` with the moto environment, loopback addresses and `envs`; waits until
     /// its admin server answers `/healthz`.
     pub async fn spawn(&self, binary: Binary, envs: &[(&str, String)]) -> Result<Service> {
+        self.spawn_with(binary, &[], envs, None).await
+    }
+
+    /// [`Rig::spawn`] with command-line `args`, and the output appended to `log` if given.
+    pub async fn spawn_with(
+        &self,
+        binary: Binary,
+        args: &[&str],
+        envs: &[(&str, String)],
+        log: Option<&std::path::Path>,
+    ) -> Result<Service> {
         let admin_port = free_port();
         let api_port = free_port();
         let mut all: Vec<(String, String)> = self.moto.aws_env();
@@ -192,7 +203,11 @@ impl Rig {
         }
         let env_refs: Vec<(&str, String)> =
             all.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let child = Child::spawn(&bin_path(binary.name())?, &[], &env_refs)?;
+        let bin = bin_path(binary.name())?;
+        let child = match log {
+            Some(log) => Child::spawn_logged(&bin, args, &env_refs, log)?,
+            None => Child::spawn(&bin, args, &env_refs)?,
+        };
         let service = Service {
             binary,
             child,

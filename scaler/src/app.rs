@@ -111,6 +111,7 @@ impl Application {
                 readiness: readiness.clone(),
                 check: admin::database_check(queue.clone()),
                 metrics: flowforge_core::telemetry::metrics_handle(),
+                db: Some(queue.db().clone()),
             },
             stop.clone(),
         ));
@@ -127,6 +128,7 @@ impl Application {
             SloSettings {
                 interval: config.metrics_interval,
                 task_wait: config.slo_task_wait,
+                objective: config.slo_task_wait_objective,
             },
             stop.clone(),
         ));

@@ -61,6 +61,16 @@ pub struct Config {
     #[arg(long, env = "FLOWFORGE_SLO_TASK_WAIT", default_value = "30s", value_parser = parse_duration)]
     pub slo_task_wait: Duration,
 
+    /// The task-wait SLO's objective: the share of tasks that must start within
+    /// --slo-task-wait (over 30 days). Burn rates are published against it; keep it equal to
+    /// the objective in slo/slos.yaml.
+    #[arg(
+        long,
+        env = "FLOWFORGE_SLO_TASK_WAIT_OBJECTIVE",
+        default_value_t = 0.99
+    )]
+    pub slo_task_wait_objective: f64,
+
     /// On SIGTERM: how long open streams and calls get to finish.
     #[arg(long, env = "FLOWFORGE_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -84,6 +94,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if self.poll_interval < Duration::from_millis(100) {
             return Err("--poll-interval must be at least 100ms".into());
+        }
+        if !(self.slo_task_wait_objective > 0.0 && self.slo_task_wait_objective < 1.0) {
+            return Err(
+                "--slo-task-wait-objective must be between 0 and 1 (exclusive), e.g. 0.99".into(),
+            );
         }
         if self.metrics_interval < Duration::from_secs(1) {
             return Err("--metrics-interval must be at least 1s".into());

@@ -231,6 +231,9 @@ pub async fn run(grpc: String, args: LocalArgs, stop: CancellationToken) -> Resu
                 stabilized.min(running)
             };
             scale(&mut workers, target, &worker_bin, &args)?;
+            // What the HPA would set (after stabilisation) and what runs, as on a cluster
+            // kube-state-metrics reports desired and available replicas.
+            metrics::gauge!("flowforge_local_workers_desired").set(target as f64);
             metrics::gauge!("flowforge_local_workers")
                 .set(workers.iter().filter(|w| !w.draining).count() as f64);
         }
@@ -243,6 +246,7 @@ pub async fn run(grpc: String, args: LocalArgs, stop: CancellationToken) -> Resu
         let _ = w.child.wait().await;
     }
     metrics::gauge!("flowforge_local_workers").set(0.0);
+    metrics::gauge!("flowforge_local_workers_desired").set(0.0);
     Ok(())
 }
 

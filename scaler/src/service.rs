@@ -130,6 +130,12 @@ impl ExternalScaler for ScalerService {
             .ok_or_else(|| Status::invalid_argument("scaledObjectRef is required"))?;
         let meta = metadata_of(&so)?;
         let active = self.active_tasks(&meta).await?;
+        // One series per ScaledObject (a handful per cluster): what KEDA was last told.
+        metrics::gauge!(
+            "flowforge_scaler_metric_value",
+            "scaled_object" => format!("{}/{}", so.namespace, so.name)
+        )
+        .set(active as f64);
         Ok(Response::new(GetMetricsResponse {
             metric_values: vec![MetricValue {
                 metric_name: meta.metric_name(),

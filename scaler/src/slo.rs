@@ -5,6 +5,13 @@
 //! Metrics: `flowforge_queue_depth{queue,state}` (`ready`, `scheduled`, `running`, `dead`),
 //! `flowforge_queue_oldest_ready_age_seconds{queue}`, `flowforge_task_wait_events_total{queue}`
 //! and `flowforge_task_wait_good_events_total{queue}` (counters: SLI = good / all).
+//!
+//! The scaler also publishes the task-wait SLO's burn rate over every window of the SRE
+//! Workbook's multiwindow alerts, `flowforge_slo_burn_rate{slo="task-wait",window}`, and its
+//! error budget remaining over 30 days, `flowforge_slo_error_budget_remaining{slo="task-wait"}`,
+//! from the per-minute ledger in the database ([`flowforge_core::queue::ledger`]): they exist
+//! without any recording rule (a Lambda-only deployment, a cluster without the Prometheus
+//! Operator) and agree with the rules computed from the counters above.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -26,6 +33,31 @@ const HORIZON: Duration = Duration::from_secs(86_400);
 pub struct SloSettings {
     pub interval: Duration,
     pub task_wait: Duration,
+    /// The task-wait SLO's objective (0.99: 99 % of tasks start within `task_wait`).
+    pub objective: f64,
+}
+
+/// The SLO windows burn rates are published for (the SRE Workbook's multiwindow alerts), with
+/// their label values; the last one is the SLO period, for the error budget.
+pub const WINDOWS: [(&str, u64); 8] = [
+    ("5m", 300),
+    ("30m", 1_800),
+    ("1h", 3_600),
+    ("2h", 7_200),
+    ("6h", 21_600),
+    ("1d", 86_400),
+    ("3d", 259_200),
+    ("30d", 2_592_000),
+];
+
+/// Burn rate of an error budget: the window's error ratio over the budget (1 - objective).
+/// A window without events burns nothing.
+pub fn burn_rate(started: i64, within: i64, objective: f64) -> f64 {
+    if started <= 0 {
+        return 0.0;
+    }
+    let error_ratio = (started - within).max(0) as f64 / started as f64;
+    error_ratio / (1.0 - objective)
 }
 
 /// Reads and publishes the figures until `stop`.
@@ -64,6 +96,12 @@ async fn publish(
         }
         metrics::gauge!("flowforge_queue_oldest_ready_age_seconds", "queue" => q.clone())
             .set(s.oldest_ready_age_seconds);
+        // Counters exist (at 0) from the moment a queue is seen, before its first events are
+        // counted (they settle for 5 s): Prometheus's rate() cannot see the increase that
+        // creates a series, so a series born with the first events would lose them.
+        metrics::counter!("flowforge_task_wait_events_total", "queue" => q.clone()).increment(0);
+        metrics::counter!("flowforge_task_wait_good_events_total", "queue" => q.clone())
+            .increment(0);
         seen.insert(q);
     }
     // A queue that emptied completely keeps reporting zeros rather than its last figures.
@@ -91,6 +129,39 @@ async fn publish(
         }
     }
     *last = Some(until.max(after));
+
+    queue
+        .step_task_wait_ledger(settings.task_wait, Duration::from_secs_f64(SETTLE), HORIZON)
+        .await?;
+    let windows: Vec<Duration> = WINDOWS
+        .iter()
+        .map(|(_, s)| Duration::from_secs(*s))
+        .collect();
+    let events = queue.task_wait_windows(&windows).await?;
+    for ((label, _), e) in WINDOWS.iter().zip(&events) {
+        let rate = burn_rate(e.started, e.within, settings.objective);
+        metrics::gauge!("flowforge_slo_burn_rate", "slo" => "task-wait", "window" => *label)
+            .set(rate);
+        if *label == "30d" {
+            metrics::gauge!("flowforge_slo_error_budget_remaining", "slo" => "task-wait")
+                .set(1.0 - rate);
+        }
+    }
     metrics::gauge!("flowforge_scaler_figures_timestamp_seconds").set(until + SETTLE);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burn_rate_is_the_error_ratio_over_the_budget() {
+        // 2 of 100 late against a 1 % budget: burning twice as fast as allowed.
+        assert!((burn_rate(100, 98, 0.99) - 2.0).abs() < 1e-9);
+        assert!((burn_rate(1_000, 999, 0.999) - 1.0).abs() < 1e-9);
+        assert_eq!(burn_rate(0, 0, 0.99), 0.0);
+        assert_eq!(burn_rate(10, 10, 0.99), 0.0);
+        assert_eq!(WINDOWS.last().unwrap().0, "30d");
+    }
 }

@@ -104,3 +104,38 @@ async fn simulate_needs_no_database_and_writes_its_outputs() {
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert!(report.is_object(), "{report}");
 }
+
+/// The scaler publishes the task-wait burn rates against its own objective and windows: they
+/// must be the SLO spec's, or its figures and the generated rules would disagree.
+#[test]
+fn defaults_match_the_slo_spec() {
+    use clap::Parser as _;
+    let spec_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../slo/slos.yaml");
+    let spec: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(spec_path).unwrap()).unwrap();
+    let task_wait = spec["slos"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str() == Some("task-wait"))
+        .expect("a task-wait SLO in slo/slos.yaml");
+    let objective = task_wait["objective"].as_f64().unwrap() / 100.0;
+    let config = flowforge_scaler::config::Config::parse_from(["flowforge-scaler"]);
+    assert!(
+        (config.slo_task_wait_objective - objective).abs() < 1e-12,
+        "scaler {} vs spec {objective}",
+        config.slo_task_wait_objective
+    );
+    let windows: Vec<&str> = spec["windows"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    let published: Vec<&str> = flowforge_scaler::slo::WINDOWS
+        .iter()
+        .map(|(w, _)| *w)
+        .collect();
+    assert_eq!(published, windows);
+    assert_eq!(spec["window"].as_str(), Some("30d"));
+}

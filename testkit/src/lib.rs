@@ -11,11 +11,14 @@
 //! uses it (tests give their secrets unique names), [`MotoServer::start`] starts a dedicated one
 //! for tests that stop, restart or pause the store. [`MotoServer::aws_env`] points a child
 //! process's AWS SDK at it; [`SecretsAdmin`] creates and rotates secrets like a rotation Lambda.
+//!
+//! [`Prometheus`] runs a real Prometheus server on loopback for the monitoring tests.
 #![forbid(unsafe_code)]
 
 mod cluster;
 mod moto;
 mod process;
+mod prometheus;
 mod tls;
 
 pub use cluster::{fresh_database, PgCluster};
@@ -24,4 +27,5 @@ pub use moto::{
     MOTO_REGION,
 };
 pub use process::{bin_path, free_port, wait_for_http, Child};
+pub use prometheus::{which, Prometheus, Sample};
 pub use tls::{CertFiles, IssuedCert, TestCa};

@@ -35,6 +35,15 @@ pub fn bin_path(name: &str) -> Result<PathBuf> {
     )
 }
 
+fn command(program: &std::path::Path, args: &[&str], envs: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 /// A child process that is killed (SIGKILL) when dropped, so a failing test leaves nothing behind.
 pub struct Child {
     inner: std::process::Child,
@@ -49,14 +58,32 @@ impl Child {
         args: &[&str],
         envs: &[(&str, String)],
     ) -> Result<Self> {
-        let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::null());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
+        let mut cmd = command(program, args, envs);
         if std::env::var_os("TEST_LOG").is_none() {
             cmd.stdout(Stdio::null()).stderr(Stdio::null());
         }
+        Self::start(cmd, program)
+    }
+
+    /// Like [`Child::spawn`], with stdout and stderr appended to the file `log` (for tests that
+    /// read what the process logged).
+    pub fn spawn_logged(
+        program: &std::path::Path,
+        args: &[&str],
+        envs: &[(&str, String)],
+        log: &std::path::Path,
+    ) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let mut cmd = command(program, args, envs);
+        cmd.stdout(file.try_clone()?).stderr(file);
+        Self::start(cmd, program)
+    }
+
+    fn start(mut cmd: Command, program: &std::path::Path) -> Result<Self> {
         let inner = cmd
             .spawn()
             .with_context(|| format!("spawning {}", program.display()))?;

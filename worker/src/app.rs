@@ -105,6 +105,7 @@ impl Application {
             readiness: readiness.clone(),
             check: admin::database_check(queue.clone()),
             metrics: flowforge_core::telemetry::metrics_handle(),
+            db: Some(queue.db().clone()),
         };
         let admin_server = tokio::spawn(admin::serve(admin, admin_state, stop_background.clone()));
         let wakeups = Wakeups::spawn(

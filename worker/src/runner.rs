@@ -13,9 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flowforge_core::queue::{ClaimedTask, FailOutcome, Queue, Wakeups};
+use flowforge_core::trace::TraceContext;
 use futures::FutureExt;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::task_metrics::{Completed, KindMetrics, TaskMetrics};
@@ -57,10 +59,10 @@ enum Outcome {
 struct Done {
     id: Uuid,
     lease_id: Uuid,
-    queue: String,
-    kind: String,
     outcome: Outcome,
     metrics: Arc<KindMetrics>,
+    /// The attempt's log span (task id, queue, kind, attempt, trace context).
+    span: tracing::Span,
 }
 
 struct InFlight {
@@ -97,6 +99,7 @@ impl Runner {
     /// period to finish, the rest are handed back.
     pub async fn run(self, wakeups: Wakeups, stop: CancellationToken) -> DrainReport {
         let concurrency = self.settings.concurrency.max(1);
+        metrics::gauge!("flowforge_worker_concurrency").set(concurrency as f64);
         let semaphore = Arc::new(Semaphore::new(concurrency));
         let capacity = Arc::new(Notify::new());
         let in_flight: InFlightMap = Arc::default();
@@ -291,11 +294,27 @@ impl Runner {
         let wait = (task.started_at - ready_at).to_std().unwrap_or_default();
         metrics.wait.record(wait.as_secs_f64());
 
+        // Every log line of this attempt carries the task and the trace of the request that
+        // created it (a new trace when there was none); the attempt is a span of its own.
+        let trace = TraceContext::continue_or_start(task.trace_parent.as_deref());
+        let span = tracing::info_span!(
+            "task",
+            task_id = %task.id,
+            queue = %task.queue,
+            kind = %task.kind,
+            attempt = task.attempt,
+            trace_id = %trace.trace_id(),
+            span_id = %trace.span_id(),
+        );
+        let running = metrics::gauge!("flowforge_worker_tasks_running");
+        running.increment(1.0);
+
         let registry = self.registry.clone();
         let capacity = capacity.clone();
         let in_flight = in_flight.clone();
         let done_tx = done_tx.clone();
-        tokio::spawn(async move {
+        let task_span = span.clone();
+        let attempt = async move {
             let started = Instant::now();
             let ctx = TaskContext {
                 id: task.id,
@@ -334,20 +353,21 @@ impl Runner {
                 other => other,
             };
             metrics.processing.record(started.elapsed().as_secs_f64());
+            running.decrement(1.0);
             if let Some(t) = in_flight.lock().expect("in-flight lock").get_mut(&ctx.id) {
                 t.finished = true;
             }
             let _ = done_tx.send(Done {
                 id: ctx.id,
                 lease_id: task.lease_id,
-                queue: ctx.queue,
-                kind: ctx.kind,
                 metrics,
                 outcome,
+                span: task_span,
             });
             drop(permit);
             capacity.notify_one();
-        });
+        };
+        tokio::spawn(attempt.instrument(span));
     }
 }
 
@@ -433,11 +453,11 @@ async fn completer(
                 let result = with_retry("fail", || queue.fail(d.id, d.lease_id, &err.message, err.retryable)).await;
                 match result {
                     Some(FailOutcome::Retrying { run_at }) => {
-                        tracing::info!(task_id = %d.id, queue = %d.queue, kind = %d.kind, error = %err.message, %run_at, "attempt failed; will retry");
+                        d.span.in_scope(|| tracing::info!(error = %err.message, %run_at, "attempt failed; will retry"));
                         count(d, Completed::Retried);
                     }
                     Some(FailOutcome::Dead) => {
-                        tracing::warn!(task_id = %d.id, queue = %d.queue, kind = %d.kind, error = %err.message, "attempt failed; task is dead");
+                        d.span.in_scope(|| tracing::warn!(error = %err.message, "attempt failed; task is dead"));
                         count(d, Completed::Dead);
                     }
                     Some(FailOutcome::LeaseLost) => count(d, Completed::LeaseLost),

@@ -125,6 +125,7 @@ impl CreateTask {
             run_at: self.run_at,
             timeout_secs: timeout,
             idempotency_key: self.idempotency_key,
+            trace_parent: crate::observe::current_traceparent(),
         })
     }
 }

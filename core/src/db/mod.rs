@@ -119,6 +119,20 @@ impl Db {
         &self.pool
     }
 
+    /// Sets `flowforge_db_pool_connections{state="in_use"|"idle"}` and
+    /// `flowforge_db_pool_max_connections` from the pool as it is now (called at every scrape).
+    pub fn record_pool_metrics(&self) {
+        let size = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle())
+            .unwrap_or(u32::MAX)
+            .min(size);
+        metrics::gauge!("flowforge_db_pool_connections", "state" => "in_use")
+            .set(f64::from(size - idle));
+        metrics::gauge!("flowforge_db_pool_connections", "state" => "idle").set(f64::from(idle));
+        metrics::gauge!("flowforge_db_pool_max_connections")
+            .set(f64::from(self.pool.options().get_max_connections()));
+    }
+
     /// The rotating credentials, if the database is configured through a secret.
     pub fn credentials(&self) -> Option<&RotatingCredentials> {
         self.credentials.as_deref()
@@ -199,7 +213,11 @@ macro_rules! with_retry {
                     metrics::counter!("flowforge_db_statement_retries_total").increment(1);
                     tracing::debug!(error = %err, "connection was terminated while idle; retrying on a fresh one");
                 }
-                Err(err) => break Err($crate::Error::from(err)),
+                Err(err) => {
+                    // In the caller's span (the queue operation and its task or queue).
+                    tracing::warn!(error = %err, "database operation failed");
+                    break Err($crate::Error::from(err));
+                }
             }
         }
     }};

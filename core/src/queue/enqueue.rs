@@ -19,7 +19,7 @@ impl Queue {
     /// A task whose `(queue, idempotency_key)` matches a retained task is not inserted: the
     /// retained task is returned with `created == false`. This holds for concurrent duplicates
     /// too, and for duplicates within `tasks` (the first one wins).
-    #[tracing::instrument(skip_all, fields(tasks = tasks.len()), err(level = "warn"))]
+    #[tracing::instrument(skip_all, fields(tasks = tasks.len()))]
     pub async fn enqueue_many(&self, tasks: &[NewTask]) -> Result<Vec<Enqueued>> {
         if tasks.is_empty() {
             return Ok(Vec::new());
@@ -34,6 +34,7 @@ impl Queue {
         let mut max_attempts = Vec::with_capacity(n);
         let mut timeouts = Vec::with_capacity(n);
         let mut keys = Vec::with_capacity(n);
+        let mut trace_parents = Vec::with_capacity(n);
         for t in tasks {
             ids.push(Uuid::now_v7());
             queues.push(t.queue.as_str());
@@ -44,13 +45,15 @@ impl Queue {
             max_attempts.push(t.max_attempts);
             timeouts.push(t.timeout_secs);
             keys.push(t.idempotency_key.as_deref());
+            trace_parents.push(t.trace_parent.as_deref());
         }
         let sql = format!(
             r#"
             WITH input AS (
                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int2[],
-                                     $6::timestamptz[], $7::int4[], $8::int4[], $9::text[])
-                    AS i(id, queue, kind, payload, priority, run_at, max_attempts, timeout_secs, idempotency_key)
+                                     $6::timestamptz[], $7::int4[], $8::int4[], $9::text[], $10::text[])
+                    AS i(id, queue, kind, payload, priority, run_at, max_attempts, timeout_secs, idempotency_key,
+                         trace_parent)
             ), keyed AS (
                 INSERT INTO flowforge.idempotency_keys (queue, key, task_id)
                 SELECT queue, idempotency_key, id FROM input WHERE idempotency_key IS NOT NULL
@@ -58,9 +61,10 @@ impl Queue {
                 RETURNING task_id
             )
             INSERT INTO flowforge.tasks
-                (id, queue, kind, payload, priority, run_at, max_attempts, timeout_secs, idempotency_key)
+                (id, queue, kind, payload, priority, run_at, max_attempts, timeout_secs, idempotency_key,
+                 trace_parent)
             SELECT id, queue, kind, payload, priority, coalesce(run_at, now()), max_attempts, timeout_secs,
-                   idempotency_key
+                   idempotency_key, trace_parent
             FROM input
             WHERE idempotency_key IS NULL OR id IN (SELECT task_id FROM keyed)
             RETURNING {}
@@ -77,6 +81,7 @@ impl Queue {
             .bind(&max_attempts)
             .bind(&timeouts)
             .bind(&keys)
+            .bind(&trace_parents)
             .fetch_all(conn)
             .await)?;
 

@@ -39,9 +39,9 @@ fn move_to_history_sql(moved_cte: &str, status: &str, error_expr: &str, returnin
         WITH moved AS ({moved_cte})
         INSERT INTO flowforge.task_history
             (id, queue, kind, payload, priority, status, attempts, max_attempts, run_at, timeout_secs,
-             idempotency_key, created_at, started_at, finished_at, last_error)
+             idempotency_key, created_at, started_at, finished_at, last_error, trace_parent)
         SELECT id, queue, kind, payload, priority, '{status}', attempts, max_attempts, run_at, timeout_secs,
-               idempotency_key, created_at, started_at, now(), {error_expr}
+               idempotency_key, created_at, started_at, now(), {error_expr}, trace_parent
         FROM moved
         RETURNING {returning}
         "#
@@ -58,7 +58,7 @@ impl Queue {
     /// recovery and the task is simply queued again; the old holder's completion then no longer
     /// matches its lease and changes nothing. That is a re-run, which at-least-once execution
     /// allows, and never a lost task: enqueues and completions stay durable.
-    #[tracing::instrument(skip_all, fields(queue = queue, limit = limit), err(level = "warn"))]
+    #[tracing::instrument(skip_all, fields(queue = queue, limit = limit))]
     pub async fn claim(
         &self,
         queue: &str,
@@ -83,7 +83,7 @@ impl Queue {
                 lease_id = $3, lease_expires_at = now() + make_interval(secs => $4), worker_id = $5
             FROM picked, async_commit WHERE t.id = picked.id
             RETURNING t.id, t.queue, t.kind, t.payload, t.priority, t.attempts, t.max_attempts,
-                      t.timeout_secs, t.run_at, t.created_at, t.started_at
+                      t.timeout_secs, t.run_at, t.created_at, t.started_at, t.trace_parent
             "#,
         )
         .bind(queue)
@@ -107,6 +107,7 @@ impl Queue {
                 run_at: r.run_at,
                 created_at: r.created_at,
                 started_at: r.started_at,
+                trace_parent: r.trace_parent,
                 lease_id,
             })
             .collect();
@@ -116,7 +117,7 @@ impl Queue {
 
     /// Extends the leases `lease_ids` by `lease` from now. Returns the ids of the tasks still held
     /// under those leases; a running task missing from the answer has lost its lease.
-    #[tracing::instrument(skip_all, fields(leases = lease_ids.len()), err(level = "warn"))]
+    #[tracing::instrument(skip_all, fields(leases = lease_ids.len()))]
     pub async fn heartbeat(&self, lease_ids: &[Uuid], lease: Duration) -> Result<Vec<Uuid>> {
         if lease_ids.is_empty() {
             return Ok(Vec::new());
@@ -137,7 +138,7 @@ impl Queue {
     /// Marks attempts as succeeded, in one statement: moved to the history, or deleted when
     /// succeeded tasks are not retained. Returns the ids that were completed; an attempt whose
     /// lease was lost is not.
-    #[tracing::instrument(skip_all, fields(tasks = done.len()), err(level = "warn"))]
+    #[tracing::instrument(skip_all, fields(tasks = done.len()))]
     pub async fn complete_many(&self, done: &[(Uuid, Uuid)]) -> Result<Vec<Uuid>> {
         if done.is_empty() {
             return Ok(Vec::new());
@@ -168,7 +169,7 @@ impl Queue {
 
     /// Records a failed attempt: queued again after a backoff delay while attempts remain and the
     /// error is retryable, otherwise dead.
-    #[tracing::instrument(skip_all, fields(task_id = %id), err(level = "warn"))]
+    #[tracing::instrument(skip_all, fields(task_id = %id))]
     pub async fn fail(
         &self,
         id: Uuid,
@@ -186,7 +187,7 @@ impl Queue {
 
     /// Hands claimed tasks back unfinished (a worker draining on SIGTERM): queued again at once,
     /// and the attempt they used is given back. Returns the ids handed back.
-    #[tracing::instrument(skip_all, fields(tasks = tasks.len()), err(level = "warn"))]
+    #[tracing::instrument(skip_all, fields(tasks = tasks.len()))]
     pub async fn release(&self, tasks: &[(Uuid, Uuid)]) -> Result<Vec<Uuid>> {
         if tasks.is_empty() {
             return Ok(Vec::new());
@@ -248,9 +249,9 @@ impl Queue {
             )
             INSERT INTO flowforge.tasks
                 (id, queue, kind, payload, priority, status, attempts, max_attempts, run_at, timeout_secs,
-                 idempotency_key, created_at, last_error)
+                 idempotency_key, created_at, last_error, trace_parent)
             SELECT id, queue, kind, payload, priority, 'queued', 0, max_attempts, now(), timeout_secs,
-                   idempotency_key, created_at, last_error
+                   idempotency_key, created_at, last_error, trace_parent
             FROM moved
             RETURNING {}
             "#,
@@ -354,4 +355,5 @@ struct ClaimRow {
     run_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
     started_at: DateTime<Utc>,
+    trace_parent: Option<String>,
 }

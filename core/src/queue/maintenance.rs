@@ -38,7 +38,7 @@ impl Default for Retention {
 impl Queue {
     /// Takes back up to `limit` tasks whose lease expired (their worker died or stalled): queued
     /// again at once while attempts remain, dead otherwise. The lost attempt counts.
-    #[tracing::instrument(skip_all, err(level = "warn"))]
+    #[tracing::instrument(skip_all)]
     pub async fn rescue_expired(&self, limit: i64) -> Result<Rescued> {
         let (requeued, dead, queues): (i64, i64, Vec<String>) = with_retry!(self.db, |conn| {
             sqlx::query_as(
@@ -63,10 +63,12 @@ impl Queue {
             ), buried AS (
                 INSERT INTO flowforge.task_history
                     (id, queue, kind, payload, priority, status, attempts, max_attempts, run_at,
-                     timeout_secs, idempotency_key, created_at, started_at, finished_at, last_error)
+                     timeout_secs, idempotency_key, created_at, started_at, finished_at, last_error,
+                     trace_parent)
                 SELECT id, queue, kind, payload, priority, 'dead', attempts, max_attempts, run_at,
                        timeout_secs, idempotency_key, created_at, started_at, now(),
-                       'lease expired on the last attempt (' || attempts || ' of ' || max_attempts || ')'
+                       'lease expired on the last attempt (' || attempts || ' of ' || max_attempts || ')',
+                       trace_parent
                 FROM exhausted
                 RETURNING 1
             )
@@ -86,7 +88,7 @@ impl Queue {
 
     /// Deletes up to `limit` finished tasks older than their retention, with their idempotency
     /// keys. Returns how many were deleted; call again while it returns `limit`.
-    #[tracing::instrument(skip_all, err(level = "warn"))]
+    #[tracing::instrument(skip_all)]
     pub async fn prune(&self, retention: Retention, limit: i64) -> Result<i64> {
         let pruned: i64 = with_retry!(self.db, |conn| {
             sqlx::query_scalar(

@@ -6,6 +6,7 @@
 
 mod backoff;
 pub mod enqueue;
+pub mod ledger;
 pub mod lifecycle;
 pub mod listen;
 pub mod maintenance;
@@ -19,6 +20,7 @@ use uuid::Uuid;
 
 pub use backoff::Backoff;
 pub use enqueue::Enqueuer;
+pub use ledger::WindowEvents;
 pub use lifecycle::FailOutcome;
 pub use listen::Wakeups;
 pub use model::*;
@@ -100,7 +102,7 @@ impl Queue {
     }
 
     /// A task by id, wherever it is (active or finished and retained).
-    #[tracing::instrument(skip_all, fields(task_id = %id), err(level = "warn"))]
+    #[tracing::instrument(skip_all, fields(task_id = %id))]
     pub async fn get(&self, id: Uuid) -> Result<Option<Task>> {
         let sql = format!(
             "SELECT {} FROM flowforge.tasks WHERE id = $1 \
@@ -115,7 +117,7 @@ impl Queue {
     }
 
     /// Tasks in id (creation) order, filtered by queue and status, one page at a time.
-    #[tracing::instrument(skip_all, err(level = "warn"))]
+    #[tracing::instrument(skip_all)]
     pub async fn list(&self, filter: &ListFilter) -> Result<TaskPage> {
         let limit = filter.limit.max(1);
         let (active, history) = match filter.status {
@@ -162,7 +164,7 @@ impl Queue {
     }
 
     /// Depth of every queue that has active or dead tasks.
-    #[tracing::instrument(skip_all, err(level = "warn"))]
+    #[tracing::instrument(skip_all)]
     pub async fn stats(&self) -> Result<Vec<QueueStats>> {
         let rows: Vec<(String, i64, i64, i64, i64, f64)> =
             with_retry!(self.db, |conn| sqlx::query_as(

@@ -135,6 +135,8 @@ pub struct NewTask {
     pub run_at: Option<DateTime<Utc>>,
     pub timeout_secs: i32,
     pub idempotency_key: Option<String>,
+    /// W3C `traceparent` of the request that created the task (kept for the worker's logs).
+    pub trace_parent: Option<String>,
 }
 
 impl NewTask {
@@ -153,6 +155,7 @@ impl NewTask {
             run_at: None,
             timeout_secs: DEFAULT_TIMEOUT_SECS,
             idempotency_key: None,
+            trace_parent: None,
         }
     }
 }
@@ -183,6 +186,8 @@ pub struct ClaimedTask {
     pub run_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub started_at: DateTime<Utc>,
+    /// W3C `traceparent` of the request that created the task, if any.
+    pub trace_parent: Option<String>,
     /// Fences completion: only the holder of the current lease can finish this attempt.
     pub lease_id: Uuid,
 }
