@@ -1,8 +1,9 @@
 //! FlowForge SLOs as code.
 //!
 //! One spec (`slo/slos.yaml`) and its test cases (`slo/cases.yaml`) generate the Prometheus rule
-//! file, the promtool unit tests and the Grafana dashboards: [`generate`] returns what the files
-//! should contain, [`write`] writes them, [`stale_files`] names the committed files that differ.
+//! file (and its copy as a Prometheus Operator `PrometheusRule` under `k8s/`), the promtool unit
+//! tests and the Grafana dashboards: [`generate`] returns what the files should contain,
+//! [`write`] writes them, [`stale_files`] names the committed files that differ.
 //! [`queries`] and [`logql_queries`] read the committed files back, for tests that run every
 //! query against live data.
 #![forbid(unsafe_code)]
@@ -37,10 +38,16 @@ pub fn generate(repo_root: &Path) -> Result<Vec<GeneratedFile>> {
     let spec = Spec::load(&Spec::path(repo_root))?;
     let cases_path = Cases::path(repo_root);
     let cases = Cases::load(&cases_path, &spec)?;
-    let mut files = vec![GeneratedFile {
-        path: rules::RULES_PATH.to_owned(),
-        contents: rules::render(&spec),
-    }];
+    let mut files = vec![
+        GeneratedFile {
+            path: rules::RULES_PATH.to_owned(),
+            contents: rules::render(&spec),
+        },
+        GeneratedFile {
+            path: rules::PROMETHEUS_RULE_PATH.to_owned(),
+            contents: rules::render_prometheus_rule(&spec),
+        },
+    ];
     let tests = promtests::files(&spec, &cases).map_err(|message| Error::Invalid {
         path: cases_path,
         message,

@@ -21,7 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write alerts/flowforge-rules.yaml, the generated alerts/tests/*.yaml and dashboards/*.json.
+    /// Write alerts/flowforge-rules.yaml, its PrometheusRule copy
+    /// k8s/base/monitoring/prometheusrule.yaml, the generated alerts/tests/*.yaml and
+    /// dashboards/*.json.
     Generate,
     /// Exit 1, naming the files, if a committed generated file differs from what generate writes.
     Check,

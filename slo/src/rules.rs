@@ -122,6 +122,61 @@ pub fn render(spec: &Spec) -> String {
     )
 }
 
+/// Where the Prometheus Operator's copy of the rules is written, relative to the repository root.
+pub const PROMETHEUS_RULE_PATH: &str = "k8s/base/monitoring/prometheusrule.yaml";
+
+/// A Prometheus Operator `PrometheusRule` (monitoring.coreos.com/v1) whose `spec` is a rule file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrometheusRule {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: PrometheusRuleMetadata,
+    pub spec: RuleFile,
+}
+
+/// The metadata of [`PrometheusRule`]: its name and labels (the namespace comes from kustomize).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrometheusRuleMetadata {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The rule file's groups, unchanged, as a `PrometheusRule` for clusters that run the Prometheus
+/// Operator (k8s/base/monitoring).
+pub fn prometheus_rule(spec: &Spec) -> PrometheusRule {
+    PrometheusRule {
+        api_version: "monitoring.coreos.com/v1".into(),
+        kind: "PrometheusRule".into(),
+        metadata: PrometheusRuleMetadata {
+            name: "flowforge".into(),
+            labels: BTreeMap::from([
+                ("app.kubernetes.io/name".to_owned(), "flowforge".to_owned()),
+                (
+                    "app.kubernetes.io/component".to_owned(),
+                    "monitoring".to_owned(),
+                ),
+            ]),
+        },
+        spec: rule_file(spec),
+    }
+}
+
+/// The `PrometheusRule` as written to disk.
+pub fn render_prometheus_rule(spec: &Spec) -> String {
+    let yaml = serde_norway::to_string(&prometheus_rule(spec)).expect("rules serialise");
+    format!(
+        "{GENERATED_MARKER}\n\
+         # Regenerate with `cargo run -p flowforge-slo -- generate`. The groups are exactly those of\n\
+         # {RULES_PATH}, for the Prometheus Operator (kube-prometheus-stack selects every\n\
+         # PrometheusRule: k8s/addons/values/kube-prometheus-stack.yaml). The rules expect the\n\
+         # job labels flowforge-api, flowforge-worker and flowforge-scaler, which the PodMonitors\n\
+         # in k8s/base/monitoring/podmonitors.yaml produce.\n\
+         {yaml}"
+    )
+}
+
 fn record(name: String, slo: &str, expr: String) -> Rule {
     Rule {
         record: Some(name),

@@ -28,7 +28,9 @@ fn check_names_the_stale_file() {
         std::fs::create_dir_all(copy.path().join(dir)).unwrap();
     }
     for file in flowforge_slo::generate(&root).unwrap() {
-        std::fs::write(copy.path().join(&file.path), &file.contents).unwrap();
+        let path = copy.path().join(&file.path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, &file.contents).unwrap();
     }
     for input in ["slo/slos.yaml", "slo/cases.yaml"] {
         std::fs::copy(root.join(input), copy.path().join(input)).unwrap();
@@ -50,6 +52,7 @@ fn check_names_the_stale_file() {
     assert!(err.contains("dashboards/flowforge-secrets.json"), "{err}");
     assert!(err.contains("alerts/tests/slo-old.yaml"), "{err}");
     assert!(!err.contains("flowforge-rules.yaml"), "{err}");
+    assert!(!err.contains("prometheusrule.yaml"), "{err}");
 
     // generate repairs both: rewrites the edited file, removes the orphan.
     flowforge_slo::write(copy.path()).unwrap();
@@ -357,4 +360,36 @@ fn an_invalid_spec_exits_64_with_one_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("objective"), "{stderr}");
+}
+
+#[test]
+fn the_prometheus_rule_holds_exactly_the_rule_files_groups() {
+    // Both committed files, read back: the PrometheusRule the cluster gets and the rule file
+    // promtool and the e2e Prometheus test.
+    let root = repo_root();
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap();
+    let rule_file: flowforge_slo::rules::RuleFile =
+        serde_norway::from_str(&read(flowforge_slo::rules::RULES_PATH)).unwrap();
+    let object: flowforge_slo::rules::PrometheusRule =
+        serde_norway::from_str(&read(flowforge_slo::rules::PROMETHEUS_RULE_PATH)).unwrap();
+    assert_eq!(object.api_version, "monitoring.coreos.com/v1");
+    assert_eq!(object.kind, "PrometheusRule");
+    assert!(!rule_file.groups.is_empty());
+    assert_eq!(object.spec, rule_file);
+    // Nothing but apiVersion, kind, metadata and spec.groups: a field the operator does not
+    // know would be dropped (or refused) by the API server.
+    let raw: serde_json::Value =
+        serde_norway::from_str(&read(flowforge_slo::rules::PROMETHEUS_RULE_PATH)).unwrap();
+    let keys: BTreeSet<&str> = raw
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["apiVersion", "kind", "metadata", "spec"])
+    );
+    let spec_keys: Vec<&String> = raw["spec"].as_object().unwrap().keys().collect();
+    assert_eq!(spec_keys, ["groups"]);
 }
