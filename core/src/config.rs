@@ -90,6 +90,9 @@ fn first_line(message: &str) -> String {
 pub enum Command {
     /// Apply the embedded schema migrations and exit.
     Migrate,
+    /// Exit 0 if this process's admin server (--admin-addr) answers /healthz with 200, else 1
+    /// (a container health check that needs no curl or shell).
+    Healthcheck,
 }
 
 /// Database connection settings.

@@ -24,6 +24,37 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Resolves when standard input, a pipe, reaches end of file (or fails): the parent holding the
+/// pipe's other end has closed it or is gone, whether it exited, crashed or was killed.
+///
+/// The pipe is read through the reactor (non-blocking), not on a blocking thread: a blocking
+/// read of a pipe that stays open would keep the runtime, and so the process, from exiting. If
+/// stdin is not a pipe this never resolves (and says so once).
+pub async fn stdin_closed() {
+    use std::os::fd::AsFd as _;
+    use tokio::io::AsyncReadExt as _;
+    let pipe = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(tokio::net::unix::pipe::Receiver::from_file);
+    let mut pipe = match pipe {
+        Ok(pipe) => pipe,
+        Err(err) => {
+            tracing::warn!(error = %err, "standard input is not a pipe: not watching it for end of file");
+            return std::future::pending().await;
+        }
+    };
+    let mut buf = [0u8; 64];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    tracing::info!("standard input closed: shutting down");
+}
+
 /// Whether the process should receive traffic. Kept in app state, never global.
 #[derive(Debug, Default)]
 pub struct Readiness {

@@ -109,6 +109,10 @@ fn describe_metrics() {
         "Tasks written per enqueue statement (group commit of single creates)."
     );
     describe_counter!("flowforge_auth_total", "Bearer-token checks, by result.");
+    describe_counter!(
+        "flowforge_api_tls_reloads_total",
+        "Changes of the API's TLS certificate files, by result (loaded, refused)."
+    );
     // flowforge-worker
     describe_counter!("flowforge_tasks_completed_total", "Task attempts ended, by queue, kind and outcome (succeeded, retried, dead, lease_lost, handed_back).");
     describe_histogram!(

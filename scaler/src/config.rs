@@ -81,6 +81,9 @@ pub struct Config {
 pub enum Command {
     /// Apply the embedded schema migrations and exit.
     Migrate,
+    /// Exit 0 if this process's admin server (--admin-addr) answers /healthz with 200, else 1
+    /// (a container health check that needs no curl or shell).
+    Healthcheck,
     /// Serve, and play KEDA + HPA locally against this scaler: run flowforge-worker processes,
     /// 0..N, from the scaler's own answers (what `make up` runs).
     Local(crate::local::LocalArgs),

@@ -128,6 +128,8 @@ impl Stabilizer {
 struct Worker {
     slot: usize,
     child: Child,
+    /// The write end of the worker's stdin, never written: it closes when this process ends.
+    _lifeline: Option<tokio::process::ChildStdin>,
     draining: bool,
 }
 
@@ -270,10 +272,13 @@ fn scale(
                 0 => 0,
                 base => base as usize + slot,
             };
-            let child = Command::new(bin)
+            // The worker drains when its stdin closes: it cannot outlive this process, even
+            // one killed with SIGKILL (the pipe closes with it).
+            let mut child = Command::new(bin)
                 .env("FLOWFORGE_ADMIN_ADDR", format!("127.0.0.1:{port}"))
                 .env("FLOWFORGE_QUEUES", args.queues.join(","))
-                .stdin(Stdio::null())
+                .env("FLOWFORGE_STOP_ON_STDIN_EOF", "true")
+                .stdin(Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()
                 .with_context(|| format!("starting {}", bin.display()))?;
@@ -283,9 +288,11 @@ fn scale(
                 workers = workers.len() + 1,
                 "scaled out: worker started"
             );
+            let lifeline = child.stdin.take();
             workers.push(Worker {
                 slot,
                 child,
+                _lifeline: lifeline,
                 draining: false,
             });
         }

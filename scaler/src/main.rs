@@ -13,6 +13,11 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let config: Config = parse_or_exit();
+    if let Some(Command::Healthcheck) = config.command {
+        return flowforge_core::admin::healthcheck(config.admin_addr)
+            .await
+            .map_err(anyhow::Error::msg);
+    }
     if let Some(Command::Simulate(args)) = config.command {
         // Offline: no database, no servers, no logs beyond the report.
         return match flowforge_scaler::simulate::run(args) {
@@ -42,7 +47,7 @@ async fn run() -> anyhow::Result<()> {
             }
             Some(args.clone())
         }
-        Some(Command::Simulate(_)) | None => None,
+        Some(Command::Simulate(_) | Command::Healthcheck) | None => None,
     };
     let app = match Application::build(config).await {
         Ok(app) => app,

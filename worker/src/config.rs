@@ -68,6 +68,13 @@ pub struct Config {
           default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub disable_fail_kind: bool,
 
+    /// Also stop (drain as on SIGTERM) when standard input reaches end of file. For a parent
+    /// that holds the other end of a pipe: the worker then never outlives it, however the
+    /// parent ends (`flowforge-scaler local` sets it).
+    #[arg(long, env = "FLOWFORGE_STOP_ON_STDIN_EOF", default_value_t = false, num_args = 0..=1,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub stop_on_stdin_eof: bool,
+
     /// First retry's maximum delay; each retry doubles it (full jitter), up to --retry-cap.
     #[arg(long, env = "FLOWFORGE_RETRY_BASE", default_value = "1s", value_parser = parse_duration)]
     pub retry_base: Duration,

@@ -15,6 +15,11 @@ async fn run() -> anyhow::Result<()> {
     if let Err(reason) = config.validate() {
         exit_config_error(&reason);
     }
+    if let Some(Command::Healthcheck) = config.command {
+        return flowforge_core::admin::healthcheck(config.admin_addr)
+            .await
+            .map_err(anyhow::Error::msg);
+    }
     flowforge_core::telemetry::init_logs(&config.log.log_format, std::io::stderr);
     if let Some(Command::Migrate) = config.command {
         return Ok(flowforge_core::db::migrate_command(
@@ -24,6 +29,7 @@ async fn run() -> anyhow::Result<()> {
         )
         .await?);
     }
+    let stop_on_stdin_eof = config.stop_on_stdin_eof;
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(flowforge_worker::Error::Config(reason)) => exit_config_error(&reason),
@@ -31,7 +37,16 @@ async fn run() -> anyhow::Result<()> {
         Err(err @ flowforge_worker::Error::Bind { .. }) => exit_config_error(&err.to_string()),
         Err(err) => return Err(err.into()),
     };
-    app.run_until_stopped(flowforge_core::shutdown::shutdown_signal())
-        .await?;
+    app.run_until_stopped(async move {
+        if stop_on_stdin_eof {
+            tokio::select! {
+                _ = flowforge_core::shutdown::shutdown_signal() => {}
+                _ = flowforge_core::shutdown::stdin_closed() => {}
+            }
+        } else {
+            flowforge_core::shutdown::shutdown_signal().await;
+        }
+    })
+    .await?;
     Ok(())
 }

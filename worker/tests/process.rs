@@ -404,3 +404,41 @@ async fn migrate_subcommand_applies_the_schema() {
     let id = enqueue(&queue, &[task("noop", json!({}))]).await[0];
     assert_eq!(get(&queue, id).await.status, TaskStatus::Queued);
 }
+
+/// With FLOWFORGE_STOP_ON_STDIN_EOF a worker drains and exits 0 when its parent's end of the
+/// stdin pipe closes, as it does when the parent dies (`flowforge-scaler local` relies on it so
+/// workers never outlive it).
+#[tokio::test]
+async fn closing_stdin_stops_a_worker_that_asked_for_it() {
+    let (url, _queue) = fresh_queue().await;
+    let port = flowforge_testkit::free_port();
+    let env = WorkerEnv::new(&url)
+        .set("FLOWFORGE_STOP_ON_STDIN_EOF", "true")
+        .set("FLOWFORGE_ADMIN_ADDR", format!("127.0.0.1:{port}"));
+    let mut child = tokio::process::Command::new(worker_bin())
+        .envs(env.vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawning the worker");
+    flowforge_testkit::wait_for_http(
+        &format!("http://127.0.0.1:{port}/readyz"),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("the worker gets ready");
+    // Still running while the pipe is open.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "exited with stdin open"
+    );
+    drop(child.stdin.take());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the worker exits after stdin closes")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

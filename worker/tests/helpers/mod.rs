@@ -52,7 +52,7 @@ pub async fn fresh_queue() -> (String, Queue) {
 /// never loses one by accident; tests about lease expiry set a short one.
 #[derive(Debug, Clone)]
 pub struct WorkerEnv {
-    vars: Vec<(&'static str, String)>,
+    pub vars: Vec<(&'static str, String)>,
 }
 
 impl WorkerEnv {
