@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use axum::serve::ListenerExt;
+use axum::serve::{Listener, ListenerExt};
 use axum::{middleware, Json, Router};
 use flowforge_core::admin::{self, AdminState};
 use flowforge_core::db::Db;
@@ -19,6 +19,7 @@ use crate::auth::{require_token, RateLimit};
 use crate::config::Config;
 use crate::problem::ApiError;
 use crate::state::{AppState, Limits};
+use crate::tls::ServerTls;
 
 /// Errors of building or running the API process.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,9 @@ pub enum AppError {
     },
     #[error("server failed: {0}")]
     Serve(#[from] std::io::Error),
+    /// The AWS Lambda runtime client gave up (the Runtime API failed).
+    #[error("the Lambda runtime failed: {0}")]
+    Lambda(#[source] lambda_http::Error),
 }
 
 /// How long start-up waits for the secrets' first load before serving anyway.
@@ -65,57 +69,76 @@ pub struct Application {
     state: AppState,
     api: TcpListener,
     admin: TcpListener,
-    /// Stops the secret refreshers when the application ends.
+    /// HTTPS on the API address, if configured.
+    tls: Option<Arc<ServerTls>>,
+    /// Stops the secret refreshers (and the certificate reloader) when the application ends.
     stop_secrets: CancellationToken,
 }
 
+/// The handlers' state, shared by both ways of serving (a listener, or AWS Lambda): starts the
+/// secret refreshers, which `stop_secrets` (returned) ends, and waits briefly for their first
+/// load.
+pub(crate) async fn build_state(
+    config: &Config,
+) -> Result<(AppState, CancellationToken), AppError> {
+    let source = config
+        .api_tokens_secret
+        .clone()
+        .ok_or_else(|| AppError::Config("FLOWFORGE_API_TOKENS_SECRET is required".into()))?;
+    // The recorder first: the secret watchers publish gauges as soon as they start.
+    flowforge_core::telemetry::metrics_handle();
+    let stop_secrets = CancellationToken::new();
+    let db = Db::from_config(
+        &config.db,
+        &config.secrets,
+        "flowforge-api",
+        stop_secrets.clone(),
+    )
+    .map_err(AppError::Config)?;
+    let tokens = ApiTokens::start(
+        source,
+        config.secrets.secret_refresh,
+        config.api_token_grace,
+        stop_secrets.clone(),
+    );
+    // A normal start is ready at once: give the secrets a moment to load (a store that is
+    // down is not fatal; readiness says why until they load).
+    tokio::join!(
+        tokens.wait_loaded(STARTUP_SECRET_WAIT),
+        db.wait_loaded(STARTUP_SECRET_WAIT)
+    );
+    let queue = Queue::new(db);
+    let enqueuer = Enqueuer::new(
+        queue.clone(),
+        config.enqueue_flushers as usize,
+        config.enqueue_max_batch as usize,
+    );
+    let state = AppState {
+        queue,
+        enqueuer,
+        tokens,
+        rate_limit: RateLimit::new(config.rate_limit_rps, config.rate_limit_burst),
+        limits: Limits {
+            max_body_bytes: config.max_body_bytes,
+            max_batch: config.max_batch as usize,
+            max_batch_body_bytes: config.max_batch_body_bytes,
+        },
+    };
+    Ok((state, stop_secrets))
+}
+
 impl Application {
-    /// Starts the secret refreshers, builds the pool and binds both listeners (port 0 works for
-    /// tests). Secrets load in the background: until they do, `/readyz` says why.
+    /// Checks the TLS files (if any), starts the secret refreshers, builds the pool and binds
+    /// both listeners (port 0 works for tests). Secrets load in the background: until they do,
+    /// `/readyz` says why.
     pub async fn build(config: Config) -> Result<Self, AppError> {
-        let source = config
-            .api_tokens_secret
-            .clone()
-            .ok_or_else(|| AppError::Config("FLOWFORGE_API_TOKENS_SECRET is required".into()))?;
-        // The recorder first: the secret watchers publish gauges as soon as they start.
-        flowforge_core::telemetry::metrics_handle();
-        let stop_secrets = CancellationToken::new();
-        let db = Db::from_config(
-            &config.db,
-            &config.secrets,
-            "flowforge-api",
-            stop_secrets.clone(),
-        )
-        .map_err(AppError::Config)?;
-        let tokens = ApiTokens::start(
-            source,
-            config.secrets.secret_refresh,
-            config.api_token_grace,
-            stop_secrets.clone(),
-        );
-        // A normal start is ready at once: give the secrets a moment to load (a store that is
-        // down is not fatal; readiness says why until they load).
-        tokio::join!(
-            tokens.wait_loaded(STARTUP_SECRET_WAIT),
-            db.wait_loaded(STARTUP_SECRET_WAIT)
-        );
-        let queue = Queue::new(db);
-        let enqueuer = Enqueuer::new(
-            queue.clone(),
-            config.enqueue_flushers as usize,
-            config.enqueue_max_batch as usize,
-        );
-        let state = AppState {
-            queue,
-            enqueuer,
-            tokens,
-            rate_limit: RateLimit::new(config.rate_limit_rps, config.rate_limit_burst),
-            limits: Limits {
-                max_body_bytes: config.max_body_bytes,
-                max_batch: config.max_batch as usize,
-                max_batch_body_bytes: config.max_batch_body_bytes,
-            },
-        };
+        let tls = config
+            .api_tls()
+            .map(ServerTls::load)
+            .transpose()
+            .map_err(AppError::Config)?
+            .map(Arc::new);
+        let (state, stop_secrets) = build_state(&config).await?;
         let api = bind("API", config.api_addr).await?;
         let admin = bind("admin server", config.admin_addr).await?;
         Ok(Application {
@@ -123,6 +146,7 @@ impl Application {
             state,
             api,
             admin,
+            tls,
             stop_secrets,
         })
     }
@@ -150,6 +174,7 @@ impl Application {
             state,
             api,
             admin,
+            tls,
             stop_secrets,
         } = self;
         let readiness = Arc::new(Readiness::default());
@@ -185,25 +210,27 @@ impl Application {
                 stop_api.cancel();
             });
         }
-        tracing::info!(api = %config.api_addr, admin = %config.admin_addr, "API listening");
-        // Answers go out at once: without TCP_NODELAY, Nagle's algorithm and delayed ACKs hold
-        // small responses on keep-alive connections for tens of milliseconds.
-        let api = api.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-            }
-        });
-        let server = axum::serve(api, router(state)).with_graceful_shutdown({
-            let stop_api = stop_api.clone();
-            async move { stop_api.cancelled().await }
-        });
-        let server = std::future::IntoFuture::into_future(server);
         let grace = config.shutdown_grace;
-        let result = tokio::select! {
-            r = server => r.map_err(AppError::Serve),
-            _ = async { stop_api.cancelled().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
-                Ok(())
+        let router = router(state);
+        let result = match tls {
+            None => {
+                tracing::info!(api = %config.api_addr, admin = %config.admin_addr, "API listening (HTTP)");
+                // Answers go out at once: without TCP_NODELAY, Nagle's algorithm and delayed
+                // ACKs hold small responses on keep-alive connections for tens of milliseconds.
+                let api = api.tap_io(|tcp| {
+                    if let Err(err) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+                    }
+                });
+                serve(api, router, stop_api, grace).await
+            }
+            Some(tls) => {
+                tracing::info!(api = %config.api_addr, admin = %config.admin_addr, "API listening (HTTPS)");
+                tls.clone().spawn_reloader(stop_secrets.clone());
+                match tls.listener(api) {
+                    Ok(api) => serve(api, router, stop_api, grace).await,
+                    Err(err) => Err(AppError::Serve(err)),
+                }
             }
         };
         // Requests are answered only after their enqueue committed: nothing is left to flush.
@@ -212,6 +239,32 @@ impl Application {
         stop_secrets.cancel();
         tracing::info!("API stopped");
         result
+    }
+}
+
+/// Serves `router` on `listener` until `stop` is cancelled, then lets in-flight requests finish
+/// for up to `grace`.
+async fn serve<L>(
+    listener: L,
+    router: Router,
+    stop: CancellationToken,
+    grace: std::time::Duration,
+) -> Result<(), AppError>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let server = axum::serve(listener, router).with_graceful_shutdown({
+        let stop = stop.clone();
+        async move { stop.cancelled().await }
+    });
+    let server = std::future::IntoFuture::into_future(server);
+    tokio::select! {
+        r = server => r.map_err(AppError::Serve),
+        _ = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
+            Ok(())
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `flowforge-api` settings: flags and `FLOWFORGE_*` environment variables.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use flowforge_core::config::Command;
@@ -28,6 +29,16 @@ pub struct Config {
     /// Address of the task API.
     #[arg(long, env = "FLOWFORGE_API_ADDR", default_value = "127.0.0.1:8080")]
     pub api_addr: SocketAddr,
+
+    /// PEM certificate chain (leaf first) for HTTPS on the API address, with --api-tls-key; for
+    /// example cert-manager's mounted tls.crt. Checked every second: a renewed certificate is
+    /// served to new connections without a restart. Refused on AWS Lambda (exit 64).
+    #[arg(long, env = "FLOWFORGE_API_TLS_CERT", requires = "api_tls_key")]
+    pub api_tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --api-tls-cert, e.g. cert-manager's tls.key.
+    #[arg(long, env = "FLOWFORGE_API_TLS_KEY", requires = "api_tls_cert")]
+    pub api_tls_key: Option<PathBuf>,
 
     /// Address of the admin server (/healthz, /readyz, /version, /metrics).
     #[arg(long, env = "FLOWFORGE_ADMIN_ADDR", default_value = "127.0.0.1:9080")]
@@ -82,6 +93,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// The certificate and key files of HTTPS on the API address, if it is on.
+    pub fn api_tls(&self) -> Option<crate::tls::TlsFiles> {
+        match (&self.api_tls_cert, &self.api_tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// Checks that go beyond parsing; the message is the one-line reason for exit 64.
     pub fn validate(&self) -> Result<(), String> {
         if self.command.is_none() && self.api_tokens_secret.is_none() {
@@ -92,6 +114,16 @@ impl Config {
         }
         if self.rate_limit_rps > 0 && self.rate_limit_burst == 0 {
             return Err("--rate-limit-burst must be positive when rate limiting is on".into());
+        }
+        for (variable, path) in [
+            ("FLOWFORGE_API_TLS_CERT", &self.api_tls_cert),
+            ("FLOWFORGE_API_TLS_KEY", &self.api_tls_key),
+        ] {
+            if let Some(path) = path {
+                if !path.is_file() {
+                    return Err(format!("{variable} {}: no such file", path.display()));
+                }
+            }
         }
         Ok(())
     }

@@ -15,6 +15,11 @@ async fn run() -> anyhow::Result<()> {
     if let Err(reason) = config.validate() {
         exit_config_error(&reason);
     }
+    if let Some(Command::Healthcheck) = config.command {
+        return flowforge_core::admin::healthcheck(config.admin_addr)
+            .await
+            .map_err(anyhow::Error::msg);
+    }
     flowforge_core::telemetry::init_logs(&config.log.log_format, std::io::stderr);
     if let Some(Command::Migrate) = config.command {
         return Ok(flowforge_core::db::migrate_command(
@@ -24,14 +29,20 @@ async fn run() -> anyhow::Result<()> {
         )
         .await?);
     }
-    let app = match Application::build(config).await {
-        Ok(app) => app,
+    let shutdown = flowforge_core::shutdown::shutdown_signal();
+    let served = if flowforge_api::lambda::enabled() {
+        flowforge_api::lambda::run(config, shutdown).await
+    } else {
+        match Application::build(config).await {
+            Ok(app) => app.run_until_stopped(shutdown).await,
+            Err(err) => Err(err),
+        }
+    };
+    match served {
+        Ok(()) => Ok(()),
         Err(AppError::Config(reason)) => exit_config_error(&reason),
         // An address that cannot be bound is configuration the operator must change.
         Err(err @ AppError::Bind { .. }) => exit_config_error(&err.to_string()),
-        Err(err) => return Err(err.into()),
-    };
-    app.run_until_stopped(flowforge_core::shutdown::shutdown_signal())
-        .await?;
-    Ok(())
+        Err(err) => Err(err.into()),
+    }
 }

@@ -2,9 +2,6 @@
 
 mod helpers;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use helpers::TestApp;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -109,30 +106,6 @@ async fn readyz_is_503_while_the_database_is_unreachable() {
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
-/// Runs the binary with exactly `envs` (and `args`) and returns its exit code and stderr.
-async fn run_binary(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_flowforge-api"));
-    command
-        .args(args)
-        .env_clear()
-        .env("FLOWFORGE_API_ADDR", "127.0.0.1:0")
-        .env("FLOWFORGE_ADMIN_ADDR", "127.0.0.1:0")
-        .env("DATABASE_URL", helpers::unreachable_database_url())
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
-        .await
-        .unwrap_or_else(|_| panic!("flowforge-api {args:?} {envs:?} did not exit"))
-        .expect("running flowforge-api");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 /// A configuration the binary must refuse.
 struct BadConfig<'a> {
     what: &'a str,
@@ -219,14 +192,8 @@ async fn bad_config_exits_64_with_one_line_reason() {
         mentions,
     } in cases
     {
-        let (code, stderr) = run_binary(&args, &envs).await;
+        let (code, stderr) = helpers::run_binary(&args, &envs).await;
         assert_eq!(code, Some(64), "{what}: exit code; stderr: {stderr}");
-        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "{what}: one line on stderr, got:\n{stderr}");
-        assert!(
-            lines[0].to_lowercase().contains(&mentions.to_lowercase()),
-            "{what}: the reason should mention {mentions:?}: {}",
-            lines[0]
-        );
+        helpers::assert_one_line_mentioning(what, &stderr, mentions);
     }
 }

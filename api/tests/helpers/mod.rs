@@ -42,6 +42,8 @@ pub const TASK_FIELDS: [&str; 15] = [
 
 /// A running API: its addresses, a client holding a valid token, and its database.
 pub struct TestApp {
+    /// `http`, or `https` when the API serves TLS.
+    pub scheme: &'static str,
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub token: String,
@@ -69,6 +71,68 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("building the HTTP client")
+}
+
+/// A client that trusts `ca_pem` (besides the public roots) and never goes through a proxy.
+/// With `fresh_connections`, every request opens a new connection (so a new TLS handshake).
+/// Responses carry the server's certificate (`reqwest::tls::TlsInfo`).
+pub fn tls_client(ca_pem: &str, fresh_connections: bool) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .tls_info(true)
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("the CA certificate parses"),
+        );
+    if fresh_connections {
+        builder = builder.pool_max_idle_per_host(0);
+    }
+    builder.build().expect("building the HTTPS client")
+}
+
+/// The certificate (DER) the server presented for `response`.
+pub fn peer_certificate(response: &Response) -> Option<Vec<u8>> {
+    response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .map(<[u8]>::to_vec)
+}
+
+/// Runs the `flowforge-api` binary with exactly `envs` (and `args`), API and admin on port 0 and
+/// an unreachable database unless `envs` says otherwise, and returns its exit code and stderr.
+pub async fn run_binary(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_flowforge-api"));
+    command
+        .args(args)
+        .env_clear()
+        .env("FLOWFORGE_API_ADDR", "127.0.0.1:0")
+        .env("FLOWFORGE_ADMIN_ADDR", "127.0.0.1:0")
+        .env("DATABASE_URL", unreachable_database_url())
+        .envs(envs.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("flowforge-api {args:?} {envs:?} did not exit"))
+        .expect("running flowforge-api");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Asserts that `stderr` is one line that mentions `mentions` (case-insensitive).
+pub fn assert_one_line_mentioning(what: &str, stderr: &str, mentions: &str) {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{what}: one line on stderr, got:\n{stderr}");
+    assert!(
+        lines[0].to_lowercase().contains(&mentions.to_lowercase()),
+        "{what}: the reason should mention {mentions:?}: {}",
+        lines[0]
+    );
 }
 
 /// A new, migrated database in the run's shared cluster.
@@ -116,6 +180,30 @@ impl TestApp {
 
     /// The API on the database at `db_url` (which need not be reachable), with `extra_args`.
     pub async fn spawn_on(db_url: &str, extra_args: &[&str]) -> TestApp {
+        TestApp::start(db_url, extra_args, "http", client()).await
+    }
+
+    /// The API serving HTTPS with the certificate in `files` on a fresh migrated database, and a
+    /// client that trusts `ca_pem` (and shows the peer certificate of each response).
+    pub async fn spawn_tls(
+        files: &flowforge_testkit::CertFiles,
+        ca_pem: &str,
+        extra_args: &[&str],
+    ) -> TestApp {
+        let db_url = migrated_database().await;
+        let cert = files.cert.to_str().expect("UTF-8 path");
+        let key = files.key.to_str().expect("UTF-8 path");
+        let mut args = vec!["--api-tls-cert", cert, "--api-tls-key", key];
+        args.extend_from_slice(extra_args);
+        TestApp::start(&db_url, &args, "https", tls_client(ca_pem, true)).await
+    }
+
+    async fn start(
+        db_url: &str,
+        extra_args: &[&str],
+        scheme: &'static str,
+        client: reqwest::Client,
+    ) -> TestApp {
         init_test_logs();
         let token = format!("tok-{}", uuid::Uuid::new_v4().simple());
         let other_token = format!("tok-{}", uuid::Uuid::new_v4().simple());
@@ -158,11 +246,12 @@ impl TestApp {
             .expect("the API server failed");
         });
         TestApp {
+            scheme,
             addr,
             admin_addr,
             token,
             other_token,
-            client: client(),
+            client,
             db_url: db_url.to_owned(),
             stop: Some(stop),
             server: Some(server),
@@ -171,7 +260,7 @@ impl TestApp {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     pub fn admin_url(&self, path: &str) -> String {
@@ -245,6 +334,13 @@ impl TestApp {
     /// The queue, for moving tasks along (claims, failures) as a worker would.
     pub async fn queue(&self) -> Queue {
         Queue::new(connect(&self.db_url).await)
+    }
+
+    /// Tells the server to stop (as SIGTERM would), without waiting for it.
+    pub fn begin_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 
     /// Stops the server and waits for it (the runtime would drop it at the end of the test anyway).
