@@ -1,0 +1,25 @@
+terraform {
+  required_version = ">= 1.11"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.100.0"
+    }
+  }
+
+  # Local state on the first apply (the bucket does not exist yet). Afterwards the state can
+  # move into the bucket it created: docs/deploy.md, step 2.
+}
+
+provider "aws" {
+  region = var.region
+
+  default_tags {
+    tags = {
+      Project   = "flowforge"
+      ManagedBy = "terraform"
+      Component = "bootstrap"
+    }
+  }
+}
