@@ -55,6 +55,18 @@ pub async fn stdin_closed() {
     tracing::info!("standard input closed: shutting down");
 }
 
+/// [`shutdown_signal`], or also the end of stdin ([`stdin_closed`]) when `stdin_eof` is set.
+pub async fn stop_requested(stdin_eof: bool) {
+    if stdin_eof {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = stdin_closed() => {}
+        }
+    } else {
+        shutdown_signal().await;
+    }
+}
+
 /// Whether the process should receive traffic. Kept in app state, never global.
 #[derive(Debug, Default)]
 pub struct Readiness {

@@ -37,16 +37,7 @@ async fn run() -> anyhow::Result<()> {
         Err(err @ flowforge_worker::Error::Bind { .. }) => exit_config_error(&err.to_string()),
         Err(err) => return Err(err.into()),
     };
-    app.run_until_stopped(async move {
-        if stop_on_stdin_eof {
-            tokio::select! {
-                _ = flowforge_core::shutdown::shutdown_signal() => {}
-                _ = flowforge_core::shutdown::stdin_closed() => {}
-            }
-        } else {
-            flowforge_core::shutdown::shutdown_signal().await;
-        }
-    })
-    .await?;
+    app.run_until_stopped(flowforge_core::shutdown::stop_requested(stop_on_stdin_eof))
+        .await?;
     Ok(())
 }
