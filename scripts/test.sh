@@ -148,6 +148,8 @@ run_step "manifest checks" bash scripts/check-manifests.sh || true
 # Terraform and the workflows: fmt, validate, checkov, actionlint, and the dev environment
 # applied and destroyed against a moto server of its own (scripts/check-infra.sh).
 run_step "infra checks" bash scripts/check-infra.sh || true
+# No secret in any tracked file beyond the reviewed baseline (scripts/check-secrets.sh).
+run_step "secret scan" bash scripts/check-secrets.sh || true
 # The Mermaid diagrams in README.md and docs/ parse (scripts/check-diagrams.mjs).
 run_step "diagrams" node scripts/check-diagrams.mjs || true
 # The container images are built from static (musl) release binaries (e2e/tests/images.rs).
