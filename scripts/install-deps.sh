@@ -100,6 +100,19 @@ ensure_nextest() {
     fi
 }
 
+# cargo-deny (licences, bans, sources of Cargo.lock: deny.toml), pinned.
+CARGO_DENY_VERSION=0.18.3
+ensure_cargo_deny() {
+    local have=
+    have=$(cargo deny --version 2>/dev/null | awk '{print $2}') || have=
+    if [ "$have" = "$CARGO_DENY_VERSION" ]; then
+        say "ok: cargo-deny $have"
+    else
+        say "cargo install cargo-deny@$CARGO_DENY_VERSION --locked${have:+ (had $have)}"
+        cargo install "cargo-deny@$CARGO_DENY_VERSION" --locked >&2
+    fi
+}
+
 ensure_shellcheck() {
     PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
     if command -v shellcheck >/dev/null 2>&1; then
@@ -301,6 +314,7 @@ test)
     ensure_postgres
     ensure_rust
     ensure_nextest
+    ensure_cargo_deny
     ensure_shellcheck
     ensure_moto
     ensure_prometheus

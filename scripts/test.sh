@@ -142,6 +142,9 @@ if [ "${FLOWFORGE_TEST_NO_LINT:-0}" != 1 ]; then
     PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
     run_step "shellcheck" shellcheck scripts/*.sh .ci/run || true
 fi
+# Licences, bans and sources of every crate in Cargo.lock (deny.toml). Advisories need the
+# RustSec database from GitHub: CI's cargo-deny job checks them.
+run_step "cargo deny" cargo deny --all-features check licenses bans sources || true
 # Kubernetes manifests and the Dockerfile: kustomize, kubernetes-validate, checkov, hadolint,
 # yamllint and the policy tests (scripts/check-manifests.sh).
 run_step "manifest checks" bash scripts/check-manifests.sh || true
