@@ -4,6 +4,12 @@ variable "region" {
   default     = "eu-west-1"
 }
 
+variable "cost_center" {
+  description = "Value of the CostCenter tag (cost allocation)."
+  type        = string
+  default     = "flowforge"
+}
+
 variable "state_bucket" {
   description = "Name of the state bucket; null: flowforge-tfstate-ACCOUNT_ID."
   type        = string

@@ -17,9 +17,11 @@ provider "aws" {
 
   default_tags {
     tags = {
-      Project   = "flowforge"
-      ManagedBy = "terraform"
-      Component = "bootstrap"
+      Project     = "flowforge"
+      Environment = "bootstrap"
+      CostCenter  = var.cost_center
+      ManagedBy   = "terraform"
+      Component   = "bootstrap"
     }
   }
 }

@@ -23,6 +23,11 @@ output "irsa_role_arns" {
   value       = module.platform.irsa_role_arns
 }
 
+output "permissions_boundary_arns" {
+  description = "Permissions boundaries: workload (every role but the apply role) and apply (the apply role's policy and boundary)."
+  value       = module.platform.permissions_boundary_arns
+}
+
 output "github_role_arns" {
   description = "Roles of the GitHub workflows (GitHub Environment variables)."
   value       = module.platform.github_role_arns

@@ -45,6 +45,17 @@ variable "cost_center" {
   default     = "flowforge"
 }
 
+variable "github_repository" {
+  description = "owner/name of the GitHub repository whose workflows may assume the environment's roles (plan, apply, deploy)."
+  type        = string
+  default     = "flowforge/flowforge"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository is OWNER/NAME."
+  }
+}
+
 variable "state_bucket" {
   description = "S3 bucket of the Terraform state (terraform/bootstrap output state_bucket; also given to terraform init)."
   type        = string
@@ -85,6 +96,12 @@ variable "eks_admin_principal_arns" {
   description = "IAM roles of the operators, given cluster admin on the Kubernetes API."
   type        = list(string)
   default     = []
+}
+
+variable "db_ca_cert_identifier" {
+  description = "CA of the database's server certificate; null leaves it to RDS (whose default for new instances is the same rds-ca-rsa2048-g1)."
+  type        = string
+  default     = "rds-ca-rsa2048-g1"
 }
 
 variable "db_instance_class" {

@@ -13,6 +13,7 @@ module "platform" {
   environment               = "prod"
   github_deploy_environment = "production"
   github_infra_environment  = "infra-production"
+  github_repository         = var.github_repository
   state_key                 = "flowforge/prod/terraform.tfstate"
 
   azs                = var.azs
@@ -38,6 +39,7 @@ module "platform" {
   enable_eks_access_entries = var.enable_eks_access_entries
 
   db_instance_class                 = var.db_instance_class
+  db_ca_cert_identifier             = var.db_ca_cert_identifier
   db_multi_az                       = var.db_multi_az
   db_deletion_protection            = var.db_deletion_protection
   db_backup_retention_days          = var.db_backup_retention_days

@@ -25,7 +25,7 @@ provider "aws" {
       Environment = "shared"
       CostCenter  = var.cost_center
       ManagedBy   = "terraform"
-      Repository  = "flowforge/flowforge"
+      Repository  = var.github_repository
     }
   }
 }

@@ -29,7 +29,7 @@ provider "aws" {
       Environment = "staging"
       CostCenter  = var.cost_center
       ManagedBy   = "terraform"
-      Repository  = "flowforge/flowforge"
+      Repository  = var.github_repository
     }
   }
 }

@@ -30,6 +30,10 @@ locals {
     owner = { secret = "db-owner", username = "flowforge_owner" }
   }
 
+  # Characters rotated passwords never contain (the function's default set): they would need
+  # quoting in a connection URL or in psql.
+  exclude_characters = ":/@\"'\\"
+
   rotation_function_name = "${var.name}-db-rotation"
   rotation_function_arn = var.rotation_enabled ? (
     var.rotation_function_source == "sar"
@@ -69,8 +73,10 @@ resource "aws_vpc_security_group_ingress_rule" "postgres" {
   cidr_ipv4         = each.value
 }
 
+# A new family (major version upgrade) replaces the group before the old one goes: a prefix, not a
+# fixed name, or the new group's name would collide with the old one.
 resource "aws_db_parameter_group" "this" {
-  name        = var.name
+  name_prefix = "${var.name}-"
   family      = "postgres${split(".", var.engine_version)[0]}"
   description = "FlowForge: TLS only, statement and connection logging"
 
@@ -131,14 +137,20 @@ data "aws_iam_policy_document" "monitoring_assume" {
       type        = "Service"
       identifiers = ["monitoring.rds.amazonaws.com"]
     }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
   }
 }
 
 resource "aws_iam_role" "monitoring" {
   count = var.monitoring_interval > 0 ? 1 : 0
 
-  name               = "${var.name}-rds-monitoring"
-  assume_role_policy = data.aws_iam_policy_document.monitoring_assume.json
+  name                 = "${var.name}-rds-monitoring"
+  assume_role_policy   = data.aws_iam_policy_document.monitoring_assume.json
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 resource "aws_iam_role_policy_attachment" "monitoring" {
@@ -168,7 +180,7 @@ resource "aws_db_instance" "this" {
   master_user_secret_kms_key_id = var.secrets_kms_key_arn
 
   iam_database_authentication_enabled = true
-  ca_cert_identifier                  = "rds-ca-rsa2048-g1"
+  ca_cert_identifier                  = var.ca_cert_identifier
 
   db_subnet_group_name   = aws_db_subnet_group.this.name
   vpc_security_group_ids = [aws_security_group.this.id]
@@ -215,9 +227,8 @@ resource "aws_secretsmanager_secret" "user" {
 ephemeral "aws_secretsmanager_random_password" "user" {
   for_each = local.users
 
-  password_length     = 40
-  exclude_characters  = "/@\"'\\"
-  exclude_punctuation = true
+  password_length    = 40
+  exclude_characters = local.exclude_characters
 }
 
 resource "aws_secretsmanager_secret_version" "user" {
@@ -273,6 +284,11 @@ resource "aws_vpc_security_group_egress_rule" "rotation_endpoints" {
   cidr_ipv4         = var.endpoint_subnets_cidr
 }
 
+# AWS's rotation function from the Serverless Application Repository. Its parameters are those
+# AWS's own constructs pass to it (aws-cdk-lib, aws-secretsmanager SecretRotation): endpoint,
+# functionName, vpcSubnetIds, vpcSecurityGroupIds, excludeCharacters, kmsKeyArn, masterSecretArn,
+# masterSecretKmsKeyArn; its output RotationLambdaARN is the function. The stack also grants
+# Secrets Manager the right to invoke the function.
 resource "aws_serverlessapplicationrepository_cloudformation_stack" "rotation" {
   count = var.rotation_enabled && var.rotation_function_source == "sar" ? 1 : 0
 
@@ -285,6 +301,7 @@ resource "aws_serverlessapplicationrepository_cloudformation_stack" "rotation" {
     endpoint              = "https://secretsmanager.${local.region}.amazonaws.com"
     vpcSubnetIds          = join(",", var.rotation_subnet_ids)
     vpcSecurityGroupIds   = aws_security_group.rotation[0].id
+    excludeCharacters     = local.exclude_characters
     kmsKeyArn             = var.secrets_kms_key_arn
     masterSecretArn       = aws_db_instance.this.master_user_secret[0].secret_arn
     masterSecretKmsKeyArn = var.secrets_kms_key_arn
@@ -305,8 +322,9 @@ data "aws_iam_policy_document" "rotation_assume" {
 resource "aws_iam_role" "rotation" {
   count = var.rotation_enabled && var.rotation_function_source == "package" ? 1 : 0
 
-  name               = "${var.name}-db-rotation"
-  assume_role_policy = data.aws_iam_policy_document.rotation_assume.json
+  name                 = "${var.name}-db-rotation"
+  assume_role_policy   = data.aws_iam_policy_document.rotation_assume.json
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 resource "aws_iam_role_policy_attachment" "rotation_vpc" {
@@ -328,9 +346,12 @@ data "aws_iam_policy_document" "rotation" {
     resources = [for s in aws_secretsmanager_secret.user : s.arn]
   }
 
+  # The RDS-managed master secret holds only username and password: the function finds the
+  # instance through the secret's aws:rds:primaryDBInstanceArn tag (DescribeSecret) and reads
+  # its address with DescribeDBInstances (through the rds interface endpoint).
   statement {
     sid       = "ReadTheMasterSecret"
-    actions   = ["secretsmanager:GetSecretValue"]
+    actions   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
     resources = [aws_db_instance.this.master_user_secret[0].secret_arn]
   }
 
@@ -394,7 +415,7 @@ resource "aws_lambda_function" "rotation" {
   environment {
     variables = {
       SECRETS_MANAGER_ENDPOINT = "https://secretsmanager.${local.region}.amazonaws.com"
-      EXCLUDE_CHARACTERS       = "/@\"'\\"
+      EXCLUDE_CHARACTERS       = local.exclude_characters
     }
   }
 

@@ -39,6 +39,12 @@ variable "engine_version" {
   default     = "16"
 }
 
+variable "ca_cert_identifier" {
+  description = "CA of the instance's server certificate (clients verify it against the RDS global bundle). rds-ca-rsa2048-g1 is also RDS's default for new instances; null leaves the choice to RDS."
+  type        = string
+  default     = "rds-ca-rsa2048-g1"
+}
+
 variable "instance_class" {
   description = "DB instance class."
   type        = string
@@ -132,9 +138,9 @@ variable "rotation_function_source" {
 }
 
 variable "rotation_function_sar_version" {
-  description = "Semantic version of the SAR application (null: the latest)."
+  description = "Semantic version of the SAR application SecretsManagerRDSPostgreSQLRotationMultiUser (pinned, so that an apply never changes the function unannounced; 1.1.671 is the version aws-cdk-lib pins; null: the latest)."
   type        = string
-  default     = null
+  default     = "1.1.671"
 }
 
 variable "rotation_function_package_file" {
@@ -153,4 +159,10 @@ variable "apply_immediately" {
   description = "Apply instance changes at once instead of in the maintenance window."
   type        = bool
   default     = false
+}
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary put on every IAM role of the module (the environment's workload boundary, modules/iam); null: none."
+  type        = string
+  default     = null
 }

@@ -36,13 +36,30 @@ data "aws_iam_policy_document" "cluster_assume" {
 }
 
 resource "aws_iam_role" "cluster" {
-  name               = "${var.name}-eks-cluster"
-  assume_role_policy = data.aws_iam_policy_document.cluster_assume.json
+  name                 = "${var.name}-eks-cluster"
+  assume_role_policy   = data.aws_iam_policy_document.cluster_assume.json
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 resource "aws_iam_role_policy_attachment" "cluster" {
   role       = aws_iam_role.cluster.name
   policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonEKSClusterPolicy"
+}
+
+# Envelope encryption of Kubernetes Secrets: the key policy delegates to IAM, so the cluster role
+# needs the key itself (AmazonEKSClusterPolicy names no customer key).
+data "aws_iam_policy_document" "cluster_encryption" {
+  statement {
+    sid       = "SecretsEnvelopeKey"
+    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:ListGrants"]
+    resources = [module.kms.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "cluster_encryption" {
+  name   = "secrets-encryption-key"
+  role   = aws_iam_role.cluster.id
+  policy = data.aws_iam_policy_document.cluster_encryption.json
 }
 
 resource "aws_eks_cluster" "this" {
@@ -73,7 +90,7 @@ resource "aws_eks_cluster" "this" {
 
   enabled_cluster_log_types = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 
-  depends_on = [aws_iam_role_policy_attachment.cluster, aws_cloudwatch_log_group.this]
+  depends_on = [aws_iam_role_policy_attachment.cluster, aws_iam_role_policy.cluster_encryption, aws_cloudwatch_log_group.this]
 }
 
 # IRSA: the cluster's service account tokens are trusted by IAM.
@@ -94,8 +111,9 @@ data "aws_iam_policy_document" "node_assume" {
 }
 
 resource "aws_iam_role" "node" {
-  name               = "${var.name}-eks-node"
-  assume_role_policy = data.aws_iam_policy_document.node_assume.json
+  name                 = "${var.name}-eks-node"
+  assume_role_policy   = data.aws_iam_policy_document.node_assume.json
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 # The CNI's permissions are on its own IRSA role (below), not on the nodes.
@@ -166,7 +184,8 @@ resource "aws_eks_node_group" "this" {
     ignore_changes = [scaling_config[0].desired_size]
   }
 
-  depends_on = [aws_iam_role_policy_attachment.node]
+  # Nodes become Ready only with the pod network (the managed vpc-cni and its IRSA role).
+  depends_on = [aws_iam_role_policy_attachment.node, aws_eks_addon.before_nodes]
 }
 
 # Add-ons with IAM permissions get IRSA roles of their own.
@@ -175,10 +194,15 @@ locals {
     "vpc-cni"            = { service_account = "kube-system:aws-node", policy = "AmazonEKS_CNI_Policy" }
     "aws-ebs-csi-driver" = { service_account = "kube-system:ebs-csi-controller-sa", policy = "service-role/AmazonEBSCSIDriverPolicy" }
   }
-  addons = {
-    "vpc-cni"            = jsonencode({ enableNetworkPolicy = "true" })
+  # The CNI goes on before the nodes: the nodes carry no CNI permissions (AmazonEKS_CNI_Policy is
+  # on the add-on's IRSA role), so the pod network, and with it node readiness, needs the managed
+  # vpc-cni and its role first. kube-proxy with it. The others run on nodes.
+  addons_before_nodes = {
+    "vpc-cni"    = jsonencode({ enableNetworkPolicy = "true" })
+    "kube-proxy" = null
+  }
+  addons_after_nodes = {
     "coredns"            = null
-    "kube-proxy"         = null
     "metrics-server"     = null
     "aws-ebs-csi-driver" = null
   }
@@ -209,8 +233,9 @@ data "aws_iam_policy_document" "addon_assume" {
 resource "aws_iam_role" "addon" {
   for_each = local.addon_roles
 
-  name               = "${var.name}-${each.key}"
-  assume_role_policy = data.aws_iam_policy_document.addon_assume[each.key].json
+  name                 = "${var.name}-${each.key}"
+  assume_role_policy   = data.aws_iam_policy_document.addon_assume[each.key].json
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 resource "aws_iam_role_policy_attachment" "addon" {
@@ -220,8 +245,21 @@ resource "aws_iam_role_policy_attachment" "addon" {
   policy_arn = "arn:${local.partition}:iam::aws:policy/${each.value.policy}"
 }
 
-resource "aws_eks_addon" "this" {
-  for_each = var.create_addons ? local.addons : {}
+resource "aws_eks_addon" "before_nodes" {
+  for_each = var.create_addons ? local.addons_before_nodes : {}
+
+  cluster_name                = aws_eks_cluster.this.name
+  addon_name                  = each.key
+  configuration_values        = each.value
+  service_account_role_arn    = try(aws_iam_role.addon[each.key].arn, null)
+  resolve_conflicts_on_create = "OVERWRITE"
+  resolve_conflicts_on_update = "OVERWRITE"
+
+  depends_on = [aws_iam_role_policy_attachment.addon]
+}
+
+resource "aws_eks_addon" "after_nodes" {
+  for_each = var.create_addons ? local.addons_after_nodes : {}
 
   cluster_name                = aws_eks_cluster.this.name
   addon_name                  = each.key

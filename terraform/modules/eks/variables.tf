@@ -90,3 +90,9 @@ variable "access_entries" {
   }))
   default = {}
 }
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary put on every IAM role of the module (the environment's workload boundary, modules/iam); null: none."
+  type        = string
+  default     = null
+}

@@ -2,12 +2,23 @@
 #
 #  - GitHub Actions, through the account's OIDC provider and only for this repository:
 #      NAME-github-plan    pull requests: read-only (ReadOnlyAccess), the state object, its lock
-#      NAME-github-apply   jobs in the GitHub Environment var.github_infra_environment: terraform apply
+#      NAME-github-apply   jobs in the GitHub Environment var.github_infra_environment: terraform
+#                          apply, with the policy NAME-terraform-apply (below), which is also its
+#                          permissions boundary
 #      NAME-github-deploy  jobs in the GitHub Environment var.github_deploy_environment: kubeconfig,
 #                          image digests, the Lambda API's code and CodeDeploy deployments
 #  - IRSA, one role per Kubernetes service account: FlowForge's components read only their own
 #    secrets (GetSecretValue and DescribeSecret, no wildcard) and decrypt only through Secrets
-#    Manager with the secrets key; the AWS Load Balancer Controller and Loki get what those need.
+#    Manager, with the secrets key, for those secrets; the AWS Load Balancer Controller and Loki
+#    get what those need.
+#  - Two permissions boundaries (docs/terraform.md, "The apply role"):
+#      NAME-workload-boundary   on every role this environment creates except the apply role:
+#                               whatever its own policies say, such a role cannot change IAM
+#      NAME-terraform-apply     the apply role's policy and boundary: the services the platform
+#                               uses; IAM writes only on NAME-* roles and policies, and a role
+#                               only with the workload boundary on it, so the apply role cannot
+#                               mint a role more powerful than itself; never on itself, its
+#                               boundary, or another environment's state
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
@@ -62,6 +73,9 @@ resource "aws_iam_role" "github" {
   description          = "GitHub Actions (${each.value}): ${each.key}"
   assume_role_policy   = data.aws_iam_policy_document.github_assume[each.key].json
   max_session_duration = 3600
+  # The apply role is capped by its own policy (boundaries.tf); every other role by the workload
+  # boundary, which the apply role must put on any role it creates.
+  permissions_boundary = each.key == "apply" ? aws_iam_policy.apply.arn : aws_iam_policy.workload_boundary.arn
 }
 
 resource "aws_iam_role_policy_attachment" "plan_read_only" {
@@ -105,13 +119,12 @@ resource "aws_iam_role_policy" "plan_state" {
   policy = data.aws_iam_policy_document.plan_state.json
 }
 
-# terraform apply creates IAM roles, KMS keys and the cluster: whoever can do that holds the
-# account anyway. The control is the trust policy: only jobs in the GitHub Environment
-# var.github_infra_environment (required reviewers, main only) get this role.
-resource "aws_iam_role_policy_attachment" "apply_admin" {
-  #checkov:skip=CKV_AWS_274:terraform apply manages IAM, KMS and EKS, so its role is administrative by nature; the trust policy limits it to one protected GitHub Environment of one repository.
+# terraform apply: NAME-terraform-apply (boundaries.tf), which is also the role's permissions
+# boundary. Only jobs in the GitHub Environment var.github_infra_environment (required reviewers,
+# main only) get this role.
+resource "aws_iam_role_policy_attachment" "apply" {
   role       = aws_iam_role.github["apply"].name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/AdministratorAccess"
+  policy_arn = aws_iam_policy.apply.arn
 }
 
 data "aws_iam_policy_document" "deploy" {
@@ -211,6 +224,7 @@ resource "aws_iam_role" "irsa" {
   description          = "IRSA: ${each.key}"
   assume_role_policy   = each.value.json
   max_session_duration = 3600
+  permissions_boundary = aws_iam_policy.workload_boundary.arn
 }
 
 data "aws_iam_policy_document" "component" {
@@ -222,6 +236,8 @@ data "aws_iam_policy_document" "component" {
     resources = each.value.secret_arns
   }
 
+  # Secrets Manager decrypts with the secret's ARN as encryption context: the key opens these
+  # secrets only, not the other FlowForge secrets encrypted with it.
   statement {
     sid       = "SecretsKeyThroughSecretsManager"
     actions   = ["kms:Decrypt"]
@@ -230,6 +246,11 @@ data "aws_iam_policy_document" "component" {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = ["secretsmanager.${local.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:SecretARN"
+      values   = each.value.secret_arns
     }
   }
 }

@@ -93,3 +93,14 @@ variable "codedeploy_arns" {
   type        = list(string)
   default     = []
 }
+
+variable "secret_prefix" {
+  description = "Path prefix of the environment's Secrets Manager secrets, e.g. flowforge/prod: the apply role manages secrets under it (and the RDS-managed rds!... secret) and no other."
+  type        = string
+}
+
+variable "sar_rotation" {
+  description = "The rotation function comes from the Serverless Application Repository: the apply role may then run its CloudFormation stack, whose role CloudFormation creates without the workload boundary (boundaries.tf)."
+  type        = bool
+  default     = true
+}

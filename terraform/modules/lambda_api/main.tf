@@ -40,8 +40,9 @@ data "aws_iam_policy_document" "assume" {
 
 resource "aws_iam_role" "function" {
   # Not NAME-api: that is the API pods' IRSA role (modules/iam).
-  name               = "${var.name}-lambda-api"
-  assume_role_policy = data.aws_iam_policy_document.assume.json
+  name                 = "${var.name}-lambda-api"
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 resource "aws_iam_role_policy_attachment" "vpc" {
@@ -69,6 +70,11 @@ data "aws_iam_policy_document" "function" {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = ["secretsmanager.${local.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:SecretARN"
+      values   = [var.db_secret_arn, var.api_tokens_secret_arn]
     }
   }
 
@@ -303,8 +309,9 @@ data "aws_iam_policy_document" "codedeploy_assume" {
 resource "aws_iam_role" "codedeploy" {
   count = var.enable_codedeploy ? 1 : 0
 
-  name               = "${var.name}-lambda-api-codedeploy"
-  assume_role_policy = data.aws_iam_policy_document.codedeploy_assume.json
+  name                 = "${var.name}-lambda-api-codedeploy"
+  assume_role_policy   = data.aws_iam_policy_document.codedeploy_assume.json
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 resource "aws_iam_role_policy_attachment" "codedeploy" {

@@ -106,3 +106,9 @@ variable "alarm_topic_arn" {
   description = "SNS topic of the function's alarms."
   type        = string
 }
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary put on every IAM role of the module (the environment's workload boundary, modules/iam); null: none."
+  type        = string
+  default     = null
+}

@@ -9,6 +9,7 @@
 #   x.y.64.0/18    private subnets, a /20 per zone (.64, .80, .96): pods take VPC addresses
 
 data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
 
 locals {
   zones = length(var.azs)
@@ -227,6 +228,7 @@ resource "aws_cloudwatch_log_group" "flow_logs" {
   kms_key_id        = var.logs_kms_key_arn
 }
 
+# Only for this account's flow logs (confused deputy).
 data "aws_iam_policy_document" "flow_logs_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -234,12 +236,18 @@ data "aws_iam_policy_document" "flow_logs_assume" {
       type        = "Service"
       identifiers = ["vpc-flow-logs.amazonaws.com"]
     }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
   }
 }
 
 resource "aws_iam_role" "flow_logs" {
-  name               = "${var.name}-vpc-flow-logs"
-  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
+  name                 = "${var.name}-vpc-flow-logs"
+  assume_role_policy   = data.aws_iam_policy_document.flow_logs_assume.json
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 data "aws_iam_policy_document" "flow_logs" {

@@ -30,9 +30,9 @@ variable "single_nat_gateway" {
 }
 
 variable "interface_endpoints" {
-  description = "AWS services reached through interface VPC endpoints with private DNS (no NAT traffic, and the pods' NetworkPolicies allow only these subnets on 443)."
+  description = "AWS services reached through interface VPC endpoints with private DNS (no NAT traffic, and the pods' NetworkPolicies allow only these subnets on 443). rds: the rotation function reads the database's address from the RDS API (the RDS-managed master secret holds only user and password)."
   type        = list(string)
-  default     = ["secretsmanager", "sts", "kms", "ecr.api", "ecr.dkr", "logs"]
+  default     = ["secretsmanager", "sts", "kms", "ecr.api", "ecr.dkr", "logs", "rds"]
 }
 
 variable "flow_log_retention_days" {
@@ -48,6 +48,12 @@ variable "logs_kms_key_arn" {
 
 variable "cluster_name" {
   description = "EKS cluster name, for the subnet tags the AWS Load Balancer Controller discovers subnets by; null leaves them out."
+  type        = string
+  default     = null
+}
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary put on every IAM role of the module (the environment's workload boundary, modules/iam); null: none."
   type        = string
   default     = null
 }

@@ -27,13 +27,14 @@ module "observability" {
 module "network" {
   source = "../network"
 
-  name                    = local.name
-  cidr                    = var.vpc_cidr
-  azs                     = var.azs
-  single_nat_gateway      = var.single_nat_gateway
-  flow_log_retention_days = var.log_retention_days
-  logs_kms_key_arn        = module.observability.kms_key_arn
-  cluster_name            = local.name
+  name                     = local.name
+  cidr                     = var.vpc_cidr
+  azs                      = var.azs
+  single_nat_gateway       = var.single_nat_gateway
+  flow_log_retention_days  = var.log_retention_days
+  logs_kms_key_arn         = module.observability.kms_key_arn
+  cluster_name             = local.name
+  permissions_boundary_arn = module.iam.workload_boundary_arn
 }
 
 module "secrets" {
@@ -55,6 +56,7 @@ module "database" {
   endpoint_subnets_cidr          = module.network.endpoint_subnets_cidr
   rotation_subnet_ids            = module.network.private_subnet_ids
   instance_class                 = var.db_instance_class
+  ca_cert_identifier             = var.db_ca_cert_identifier
   allocated_storage              = var.db_allocated_storage
   max_allocated_storage          = var.db_max_allocated_storage
   multi_az                       = var.db_multi_az
@@ -69,22 +71,24 @@ module "database" {
   rotation_function_source       = var.db_rotation_function_source
   rotation_function_package_file = var.db_rotation_function_package_file
   secret_recovery_window_days    = var.secret_recovery_window_days
+  permissions_boundary_arn       = module.iam.workload_boundary_arn
 }
 
 module "eks" {
   source = "../eks"
 
-  name                  = local.name
-  kubernetes_version    = var.kubernetes_version
-  vpc_id                = module.network.vpc_id
-  subnet_ids            = module.network.private_subnet_ids
-  public_access_cidrs   = var.eks_public_access_cidrs
-  log_retention_days    = var.log_retention_days
-  logs_kms_key_arn      = module.observability.kms_key_arn
-  create_node_groups    = var.enable_eks_node_groups
-  node_groups           = var.eks_node_groups
-  create_addons         = var.enable_eks_addons
-  create_access_entries = var.enable_eks_access_entries
+  name                     = local.name
+  kubernetes_version       = var.kubernetes_version
+  vpc_id                   = module.network.vpc_id
+  subnet_ids               = module.network.private_subnet_ids
+  public_access_cidrs      = var.eks_public_access_cidrs
+  log_retention_days       = var.log_retention_days
+  logs_kms_key_arn         = module.observability.kms_key_arn
+  create_node_groups       = var.enable_eks_node_groups
+  node_groups              = var.eks_node_groups
+  create_addons            = var.enable_eks_addons
+  create_access_entries    = var.enable_eks_access_entries
+  permissions_boundary_arn = module.iam.workload_boundary_arn
   access_entries = merge(
     {
       deploy = {
@@ -116,6 +120,7 @@ module "lambda_api" {
   logs_kms_key_arn           = module.observability.kms_key_arn
   enable_codedeploy          = var.lambda_api_codedeploy
   alarm_topic_arn            = module.observability.alerts_topic_arn
+  permissions_boundary_arn   = module.iam.workload_boundary_arn
 }
 
 module "iam" {
@@ -129,6 +134,8 @@ module "iam" {
   state_bucket              = var.state_bucket
   state_key                 = var.state_key
   state_kms_key_arn         = var.state_kms_key_arn
+  secret_prefix             = local.secret_prefix
+  sar_rotation              = var.db_rotation_enabled && var.db_rotation_function_source == "sar"
   oidc_provider_arn         = module.eks.oidc_provider_arn
   oidc_issuer               = module.eks.oidc_issuer
   secrets_kms_key_arn       = module.secrets.kms_key_arn

@@ -27,6 +27,14 @@ output "irsa_role_arns" {
   value       = module.iam.irsa_role_arns
 }
 
+output "permissions_boundary_arns" {
+  description = "The environment's permissions boundaries: workload (every role but the apply role) and apply (the apply role's policy and boundary)."
+  value = {
+    workload = module.iam.workload_boundary_arn
+    apply    = module.iam.apply_policy_arn
+  }
+}
+
 output "github_role_arns" {
   description = "Roles of the GitHub workflows (plan, apply, deploy): set them as GitHub Environment variables (docs/deploy.md)."
   value       = module.iam.github_role_arns

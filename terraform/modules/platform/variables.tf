@@ -138,6 +138,12 @@ variable "db_instance_class" {
   type        = string
 }
 
+variable "db_ca_cert_identifier" {
+  description = "CA of the database's server certificate; null leaves it to RDS (whose default for new instances is rds-ca-rsa2048-g1 too)."
+  type        = string
+  default     = "rds-ca-rsa2048-g1"
+}
+
 variable "db_allocated_storage" {
   description = "Initial database storage in GiB."
   type        = number
