@@ -4,9 +4,9 @@
 # fixtures, `secret = ...` keywords); a finding is matched by file and hashed value, not by
 # line, so moving code does not fail the check. Anything else fails it, with file and line.
 #
-# Usage: scripts/check-secrets.sh       (exit 1 on a finding not in the baseline)
-# Update the baseline after reviewing a false positive:
-#   detect-secrets scan --baseline .github/secrets.baseline
+# Usage: scripts/check-secrets.sh            exit 1 on a finding not in the baseline
+#        scripts/check-secrets.sh --update   add the findings not in the baseline to it (after
+#                                            reviewing each: false positives only)
 # Tool: detect-secrets on PATH or in ${FLOWFORGE_TOOLS_DIR:-~/.cache/flowforge}/manifest-venv
 # (scripts/install-deps.sh test installs it there).
 set -euo pipefail
@@ -22,15 +22,37 @@ DS=$(command -v detect-secrets 2>/dev/null || true)
 PY=$(dirname "$DS")/python
 [ -x "$PY" ] || PY=python3
 
+UPDATE=0
+case "${1:-}" in
+"") ;;
+--update) UPDATE=1 ;;
+*)
+    printf 'check-secrets: unknown argument %s (usage: scripts/check-secrets.sh [--update])\n' "$1" >&2
+    exit 64
+    ;;
+esac
+
 scan=$(mktemp)
 trap 'rm -f "$scan"' EXIT
 git ls-files -z -- ':!:Cargo.lock' ':!:**/package-lock.json' ':!:.github/secrets.baseline' |
     xargs -0 "$DS" scan >"$scan"
-"$PY" - "$scan" .github/secrets.baseline <<'PY'
+"$PY" - "$scan" .github/secrets.baseline "$UPDATE" <<'PY'
 import json, os, sys
-scan, baseline = (json.load(open(p))["results"] for p in sys.argv[1:3])
+scan_path, baseline_path, update = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+scan = json.load(open(scan_path))["results"]
+full = json.load(open(baseline_path))
+baseline = full["results"]
 known = {(f, s["hashed_secret"]) for f, items in baseline.items() for s in items}
 new = [(f, s) for f, items in scan.items() for s in items if (f, s["hashed_secret"]) not in known]
+if update:
+    for f, s in new:
+        baseline.setdefault(f, []).append(dict(s, is_verified=False))
+        print(f"{f}:{s['line_number']}: added to the baseline ({s['type']})")
+    full["results"] = dict(sorted(baseline.items()))
+    with open(baseline_path, "w") as out:
+        json.dump(full, out, indent=2)
+        out.write("\n")
+    sys.exit(0)
 annotate = os.environ.get("GITHUB_ACTIONS") == "true"
 for f, s in new:
     if annotate:
