@@ -17,19 +17,3 @@ terraform {
     use_lockfile = true
   }
 }
-
-provider "aws" {
-  region = var.region
-
-  # Every resource carries these (cost allocation: activate Environment and CostCenter as cost
-  # allocation tags, docs/cost.md).
-  default_tags {
-    tags = {
-      Project     = "flowforge"
-      Environment = "prod"
-      CostCenter  = var.cost_center
-      ManagedBy   = "terraform"
-      Repository  = var.github_repository
-    }
-  }
-}
