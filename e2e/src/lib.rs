@@ -52,6 +52,8 @@ pub struct Rig {
     pub prefix: String,
     pub moto: MotoServer,
     pub sm: SecretsAdmin,
+    /// What every process this rig started wrote (stdout and stderr, one file each).
+    logs: tempfile::TempDir,
 }
 
 impl Rig {
@@ -94,6 +96,9 @@ impl Rig {
             prefix,
             moto,
             sm,
+            logs: tempfile::Builder::new()
+                .prefix("flowforge-e2e-logs")
+                .tempdir()?,
         })
     }
 
@@ -171,8 +176,42 @@ impl Rig {
 
     /// Starts `binary` with the moto environment, loopback addresses and `envs`; waits until
     /// its admin server answers `/healthz`.
+    /// Its output goes to the rig's log directory (see [`Rig::assert_logs_never_contain`]).
     pub async fn spawn(&self, binary: Binary, envs: &[(&str, String)]) -> Result<Service> {
-        self.spawn_with(binary, &[], envs, None).await
+        let log = self
+            .logs
+            .path()
+            .join(format!("{}-{}.log", binary.name(), free_port()));
+        self.spawn_with(binary, &[], envs, Some(&log)).await
+    }
+
+    /// Fails if any process started by [`Rig::spawn`] wrote one of `secrets` (passwords,
+    /// tokens) in its logs. Also fails if they logged nothing about secrets at all, so the check
+    /// cannot pass by reading empty files.
+    pub fn assert_logs_never_contain(&self, secrets: &[&str]) -> Result<()> {
+        let mut logged_secret_events = 0;
+        let mut files = 0;
+        for entry in std::fs::read_dir(self.logs.path())? {
+            let path = entry?.path();
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            files += 1;
+            logged_secret_events +=
+                text.matches("secret loaded").count() + text.matches("secret rotated").count();
+            for secret in secrets {
+                if let Some(at) = text.find(secret) {
+                    let line = text[..at].lines().count();
+                    bail!(
+                        "{} logged a secret value on line {line}",
+                        path.file_name().unwrap_or_default().to_string_lossy()
+                    );
+                }
+            }
+        }
+        if files == 0 || logged_secret_events == 0 {
+            bail!("no process logged its secrets being loaded ({files} log files): nothing was checked");
+        }
+        Ok(())
     }
 
     /// [`Rig::spawn`] with command-line `args`, and the output appended to `log` if given.
@@ -197,6 +236,12 @@ impl Rig {
         ));
         all.push(("FLOWFORGE_SCALER_METRICS_INTERVAL".into(), "1s".into()));
         all.push(("FLOWFORGE_LOG_FORMAT".into(), "text".into()));
+        // The code that handles secrets logs at debug too, so the log checks see all of it.
+        all.push((
+            "RUST_LOG".into(),
+            "info,flowforge_core::secrets=debug,flowforge_core::db=debug,flowforge_api::auth=debug"
+                .into(),
+        ));
         all.push(("FLOWFORGE_RATE_LIMIT_RPS".into(), "0".into()));
         for (k, v) in envs {
             all.push(((*k).to_owned(), v.clone()));

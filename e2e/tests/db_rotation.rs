@@ -53,14 +53,17 @@ async fn assert_all_use_version(services: &[Service], version: &str) -> Result<(
 async fn single_user_rotation_under_load_fails_nothing_and_loses_nothing() -> Result<()> {
     let rig = Rig::new(MotoServer::shared().await?).await?;
     let user = format!("{}_u", rig.prefix);
-    rig.create_login(&user, "pw-0").await?;
+    // Values that cannot turn up in a log by chance: the test looks for them there.
+    let pw = |n: u32| format!("pw{n}-{}", rig.prefix);
+    rig.create_login(&user, &pw(0)).await?;
     let db_secret = rig.secret_name("db");
     rig.sm
-        .create(&db_secret, &rig.db_secret_json(&user, "pw-0"))
+        .create(&db_secret, &rig.db_secret_json(&user, &pw(0)))
         .await?;
     // A refresh period far longer than the test: only the auth-failure path can find the
     // new password.
-    let token = "rotation-token";
+    let token = format!("token-{}", rig.prefix);
+    let token = token.as_str();
     let services = start_services(&rig, &db_secret, token, "1h").await?;
     // From the start, every process says which version it uses (never the value).
     let (v0, _) = rig.sm.current(&db_secret).await?;
@@ -86,12 +89,12 @@ async fn single_user_rotation_under_load_fails_nothing_and_loses_nothing() -> Re
 
     // 1. As the issue describes it: the password changes, every session is cut, then the
     //    new version is written (PutSecretValue AWSPENDING + UpdateSecretVersionStage).
-    rig.set_password(&user, "pw-1").await?;
+    rig.set_password(&user, &pw(1)).await?;
     let cut = rig.terminate_sessions(&user).await?;
     assert!(cut > 0, "the services had sessions to terminate");
     let v1 = rig
         .sm
-        .rotate(&db_secret, &rig.db_secret_json(&user, "pw-1"))
+        .rotate(&db_secret, &rig.db_secret_json(&user, &pw(1)))
         .await?;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_all_use_version(&services, &v1).await?;
@@ -101,9 +104,9 @@ async fn single_user_rotation_under_load_fails_nothing_and_loses_nothing() -> Re
     //    logs in; the services find it on the auth failure.
     let v2 = rig
         .sm
-        .put_pending(&db_secret, &rig.db_secret_json(&user, "pw-2"))
+        .put_pending(&db_secret, &rig.db_secret_json(&user, &pw(2)))
         .await?;
-    rig.set_password(&user, "pw-2").await?;
+    rig.set_password(&user, &pw(2)).await?;
     assert!(rig.terminate_sessions(&user).await? > 0);
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_all_use_version(&services, &v2).await?;
@@ -141,6 +144,8 @@ async fn single_user_rotation_under_load_fails_nothing_and_loses_nothing() -> Re
             service.binary.name()
         );
     }
+    // No process wrote a password or the token in its logs.
+    rig.assert_logs_never_contain(&[&pw(0), &pw(1), &pw(2), token])?;
     Ok(())
 }
 
@@ -149,12 +154,14 @@ async fn alternating_users_rotation_moves_every_connection_to_the_new_user() -> 
     let rig = Rig::new(MotoServer::shared().await?).await?;
     let user = format!("{}_u", rig.prefix);
     let clone = format!("{user}_clone");
-    rig.create_login(&user, "pw-0").await?;
+    let pw = |n: u32| format!("pw{n}-{}", rig.prefix);
+    rig.create_login(&user, &pw(0)).await?;
     let db_secret = rig.secret_name("db");
     rig.sm
-        .create(&db_secret, &rig.db_secret_json(&user, "pw-0"))
+        .create(&db_secret, &rig.db_secret_json(&user, &pw(0)))
         .await?;
-    let token = "rotation-token";
+    let token = format!("token-{}", rig.prefix);
+    let token = token.as_str();
     let services = start_services(&rig, &db_secret, token, "1s").await?;
     let load = Load::start(
         &find(&services, Binary::Api).api,
@@ -168,9 +175,9 @@ async fn alternating_users_rotation_moves_every_connection_to_the_new_user() -> 
     // Rotation 1: the clone is created with the same memberships and becomes current.
     let v1 = rig
         .sm
-        .put_pending(&db_secret, &rig.db_secret_json(&clone, "pw-1"))
+        .put_pending(&db_secret, &rig.db_secret_json(&clone, &pw(1)))
         .await?;
-    rig.create_login(&clone, "pw-1").await?;
+    rig.create_login(&clone, &pw(1)).await?;
     rig.sm.promote(&db_secret, &v1).await?;
     assert_all_use_version(&services, &v1).await?;
     // Connections of the old user retire as they are released (none is killed): soon every
@@ -182,9 +189,9 @@ async fn alternating_users_rotation_moves_every_connection_to_the_new_user() -> 
     // are long gone, and cutting the clone's sessions forces new connections at once.
     let v2 = rig
         .sm
-        .put_pending(&db_secret, &rig.db_secret_json(&user, "pw-2"))
+        .put_pending(&db_secret, &rig.db_secret_json(&user, &pw(2)))
         .await?;
-    rig.set_password(&user, "pw-2").await?;
+    rig.set_password(&user, &pw(2)).await?;
     rig.sm.promote(&db_secret, &v2).await?;
     rig.terminate_sessions(&clone).await?;
     assert_all_use_version(&services, &v2).await?;
@@ -201,5 +208,6 @@ async fn alternating_users_rotation_moves_every_connection_to_the_new_user() -> 
     assert!(report.created.len() > 20, "the load ran");
     rig.wait_succeeded(&report.created, Duration::from_secs(60))
         .await?;
+    rig.assert_logs_never_contain(&[&pw(0), &pw(1), &pw(2), token])?;
     Ok(())
 }

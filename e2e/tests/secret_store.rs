@@ -28,16 +28,20 @@ async fn rotated_api_tokens_are_accepted_at_once_and_old_ones_only_within_the_gr
 {
     let rig = Rig::new(MotoServer::shared().await?).await?;
     let user = format!("{}_u", rig.prefix);
-    rig.create_login(&user, "pw").await?;
+    let password = format!("pw-{}", rig.prefix);
+    rig.create_login(&user, &password).await?;
     let db_secret = rig.secret_name("db");
     rig.sm
-        .create(&db_secret, &rig.db_secret_json(&user, "pw"))
+        .create(&db_secret, &rig.db_secret_json(&user, &password))
         .await?;
     let tokens_secret = rig.secret_name("tokens");
-    rig.sm
-        .create(&tokens_secret, &tokens(&["old-token"]))
-        .await?;
-    let grace = Duration::from_secs(6);
+    // Values that cannot turn up in a log by chance: the test looks for them there.
+    let (old_token, new_token) = (format!("old-{}", rig.prefix), format!("new-{}", rig.prefix));
+    let (old_token, new_token) = (old_token.as_str(), new_token.as_str());
+    rig.sm.create(&tokens_secret, &tokens(&[old_token])).await?;
+    // Long enough that seeing the new token (at most one look at the store per 5 s) fits well
+    // inside it, even on a slow machine.
+    let grace = Duration::from_secs(20);
     let api = rig
         .spawn(
             Binary::Api,
@@ -49,29 +53,26 @@ async fn rotated_api_tokens_are_accepted_at_once_and_old_ones_only_within_the_gr
                 ),
                 // Far longer than the test: new tokens must not wait for the periodic check.
                 ("FLOWFORGE_SECRET_REFRESH", "1h".into()),
-                ("FLOWFORGE_API_TOKEN_GRACE", "6s".into()),
+                ("FLOWFORGE_API_TOKEN_GRACE", "20s".into()),
             ],
         )
         .await?;
     api.wait_ready(Duration::from_secs(30)).await?;
-    assert_eq!(create_status(&api.api, "old-token").await?, 201);
-    assert_eq!(create_status(&api.api, "new-token").await?, 401);
+    assert_eq!(create_status(&api.api, old_token).await?, 201);
+    assert_eq!(create_status(&api.api, new_token).await?, 401);
 
-    let new_version = rig
-        .sm
-        .rotate(&tokens_secret, &tokens(&["new-token"]))
-        .await?;
+    let new_version = rig.sm.rotate(&tokens_secret, &tokens(&[new_token])).await?;
     let rotated = Instant::now();
     // The unknown token makes the API look at the store at once (rate-limited to one look per
     // 5 s, so wait out the one the 401 above used).
     eventually(
         "the new token is accepted",
         Duration::from_secs(15),
-        || async { Ok((create_status(&api.api, "new-token").await? == 201).then_some(())) },
+        || async { Ok((create_status(&api.api, new_token).await? == 201).then_some(())) },
     )
     .await?;
     assert_eq!(
-        create_status(&api.api, "old-token").await?,
+        create_status(&api.api, old_token).await?,
         201,
         "old token within its grace"
     );
@@ -96,12 +97,13 @@ async fn rotated_api_tokens_are_accepted_at_once_and_old_ones_only_within_the_gr
 
     eventually(
         "the old token is refused after the grace",
-        Duration::from_secs(30),
-        || async { Ok((create_status(&api.api, "old-token").await? == 401).then_some(())) },
+        Duration::from_secs(60),
+        || async { Ok((create_status(&api.api, old_token).await? == 401).then_some(())) },
     )
     .await?;
     assert!(rotated.elapsed() >= grace - Duration::from_secs(1));
-    assert_eq!(create_status(&api.api, "new-token").await?, 201);
+    assert_eq!(create_status(&api.api, new_token).await?, 201);
+    rig.assert_logs_never_contain(&[old_token, new_token, &password])?;
     Ok(())
 }
 
@@ -259,11 +261,12 @@ async fn a_secret_never_loaded_fails_readiness_with_the_reason() -> Result<()> {
 async fn a_file_secret_rotated_under_load_fails_nothing() -> Result<()> {
     let rig = Rig::new(MotoServer::shared().await?).await?;
     let user = format!("{}_u", rig.prefix);
-    rig.create_login(&user, "pw-0").await?;
+    let pw = |n: u32| format!("pw{n}-{}", rig.prefix);
+    rig.create_login(&user, &pw(0)).await?;
     let dir = tempfile::tempdir()?;
     let db_file = dir.path().join("db.json");
     let tokens_file = dir.path().join("tokens.json");
-    std::fs::write(&db_file, rig.db_secret_json(&user, "pw-0"))?;
+    std::fs::write(&db_file, rig.db_secret_json(&user, &pw(0)))?;
     std::fs::write(&tokens_file, tokens(&["t"]))?;
     let services = rig
         .start_services(
@@ -277,11 +280,11 @@ async fn a_file_secret_rotated_under_load_fails_nothing() -> Result<()> {
     let api = find(&services, Binary::Api);
     let load = Load::start(&api.api, "t", "files", 4, Duration::from_millis(20));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    rig.set_password(&user, "pw-1").await?;
+    rig.set_password(&user, &pw(1)).await?;
     rig.terminate_sessions(&user).await?;
     // Written the way Kubernetes updates a mounted secret: a new file renamed over the old one.
     let tmp = dir.path().join("db.json.new");
-    std::fs::write(&tmp, rig.db_secret_json(&user, "pw-1"))?;
+    std::fs::write(&tmp, rig.db_secret_json(&user, &pw(1)))?;
     std::fs::rename(&tmp, &db_file)?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let report = load.stop().await;
@@ -301,5 +304,6 @@ async fn a_file_secret_rotated_under_load_fails_nothing() -> Result<()> {
             s.binary.name()
         );
     }
+    rig.assert_logs_never_contain(&[&pw(0), &pw(1)])?;
     Ok(())
 }
