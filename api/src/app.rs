@@ -122,6 +122,8 @@ pub(crate) async fn build_state(
             max_body_bytes: config.max_body_bytes,
             max_batch: config.max_batch as usize,
             max_batch_body_bytes: config.max_batch_body_bytes,
+            max_task_timeout_secs: i32::try_from(config.max_task_timeout.as_secs())
+                .unwrap_or(i32::MAX),
         },
     };
     Ok((state, stop_secrets))

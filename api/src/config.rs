@@ -58,6 +58,13 @@ pub struct Config {
     #[arg(long, env = "FLOWFORGE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Longest per-attempt timeout a task may ask for (1s to 24h; a task that sets none gets
+    /// 300 s, or this if it is lower). The workers' drain (`FLOWFORGE_SHUTDOWN_GRACE`) and their
+    /// pods' termination grace are sized from it, so a scale-in or a rollout lets every running
+    /// task finish where it started.
+    #[arg(long, env = "FLOWFORGE_MAX_TASK_TIMEOUT", default_value = "24h", value_parser = parse_duration)]
+    pub max_task_timeout: Duration,
+
     /// Largest number of tasks in one batch request.
     #[arg(long, env = "FLOWFORGE_MAX_BATCH", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_batch: u32,
@@ -111,6 +118,16 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             return Err("--max-body-bytes must be at least 1024".into());
+        }
+        let max_timeout = self.max_task_timeout;
+        if max_timeout < Duration::from_secs(1)
+            || max_timeout > Duration::from_secs(86_400)
+            || max_timeout.subsec_nanos() != 0
+        {
+            return Err(format!(
+                "FLOWFORGE_MAX_TASK_TIMEOUT (--max-task-timeout) must be whole seconds from 1s to 24h, not {}",
+                humantime::format_duration(max_timeout)
+            ));
         }
         if self.rate_limit_rps > 0 && self.rate_limit_burst == 0 {
             return Err("--rate-limit-burst must be positive when rate limiting is on".into());

@@ -14,6 +14,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub max_batch: usize,
     pub max_batch_body_bytes: usize,
+    /// Longest per-attempt timeout a task may set, seconds.
+    pub max_task_timeout_secs: i32,
 }
 
 #[derive(Clone)]

@@ -164,6 +164,15 @@ async fn bad_config_exits_64_with_one_line_reason() {
             mentions: "secret refresh",
         },
         BadConfig {
+            what: "maximum task timeout above a day",
+            args: vec![],
+            envs: vec![
+                ("FLOWFORGE_API_TOKENS_SECRET", valid_secret.as_str()),
+                ("FLOWFORGE_MAX_TASK_TIMEOUT", "2d"),
+            ],
+            mentions: "FLOWFORGE_MAX_TASK_TIMEOUT",
+        },
+        BadConfig {
             what: "invalid FLOWFORGE_API_ADDR",
             args: vec![],
             envs: vec![

@@ -409,6 +409,42 @@ async fn invalid_fields_are_422_naming_each_offending_field() {
 }
 
 #[tokio::test]
+async fn timeouts_above_the_deployments_maximum_are_422() {
+    // Workers drain for the maximum task timeout (k8s/): a longer task could be cut short.
+    let app = TestApp::spawn(&["--max-task-timeout", "1m"]).await;
+    for path in ["/v1/tasks", "/v1/tasks/batch"] {
+        let task = json!({"queue": "q", "kind": "noop", "timeout": 61});
+        let body = if path.ends_with("batch") {
+            json!({ "tasks": [task] })
+        } else {
+            task
+        };
+        let problem = expect_problem(
+            app.post_json(path, &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        let message = problem["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("1..=60"), "{problem}");
+    }
+    let at_limit = app
+        .post_json(
+            "/v1/tasks",
+            &json!({"queue": "q", "kind": "noop", "timeout": 60}),
+        )
+        .await;
+    assert_eq!(at_limit.status(), StatusCode::CREATED);
+    // A task that sets no timeout gets the default (300 s), capped at the maximum.
+    let unset: Value = app
+        .post_json("/v1/tasks", &json!({"queue": "q", "kind": "noop"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(unset["timeout"], 60, "{unset}");
+}
+
+#[tokio::test]
 async fn invalid_idempotency_key_header_is_422() {
     let app = TestApp::spawn(&[]).await;
     let response = app

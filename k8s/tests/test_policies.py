@@ -345,6 +345,20 @@ class OverlayTests(unittest.TestCase):
             )
 
     @per_overlay
+    def test_workers_drain_for_the_longest_task_the_api_accepts(self, overlay):
+        # A task running when its worker is scaled in must be able to finish there.
+        api = overlay.get("Deployment", "flowforge-api")
+        worker = overlay.get("Deployment", "flowforge-worker")
+        api_env = overlay.env(api["spec"]["template"]["spec"]["containers"][0])
+        worker_env = overlay.env(worker["spec"]["template"]["spec"]["containers"][0])
+        self.assertIn("FLOWFORGE_MAX_TASK_TIMEOUT", api_env, "the API's default is 24 h")
+        longest = duration_seconds(api_env["FLOWFORGE_MAX_TASK_TIMEOUT"])
+        drain = duration_seconds(worker_env.get("FLOWFORGE_SHUTDOWN_GRACE", "25s"))
+        self.assertGreaterEqual(drain, longest, "the worker drains for less than the longest task")
+        grace = worker["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+        self.assertGreaterEqual(grace, longest + 10)
+
+    @per_overlay
     def test_services_listen_on_all_interfaces_inside_the_pod(self, overlay):
         # The binaries bind 127.0.0.1 by default: a probe or a peer could not reach them.
         for dep in overlay.of_kind("Deployment"):

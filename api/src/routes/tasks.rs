@@ -56,7 +56,8 @@ pub struct CreateTask {
     /// Earliest start (RFC 3339); default now.
     #[serde(default)]
     pub run_at: Option<DateTime<Utc>>,
-    /// Per-attempt time limit in seconds (1..=86400, default 300).
+    /// Per-attempt time limit in seconds: 1 up to the deployment's maximum
+    /// (`FLOWFORGE_MAX_TASK_TIMEOUT`, at most 86400); default 300, or the maximum if lower.
     #[serde(default)]
     pub timeout: Option<i32>,
     /// Makes the create idempotent: while a task with this key is retained in the queue, creating
@@ -68,11 +69,12 @@ pub struct CreateTask {
 impl CreateTask {
     /// Checks every field, prefixing paths with `prefix` (e.g. `tasks[3].`), and converts.
     /// `payload_limit` bounds the serialised payload; single creates pass `None`, since the body
-    /// limit already bounds them.
+    /// limit already bounds them. `max_timeout` is the longest timeout allowed, seconds.
     fn validate(
         self,
         prefix: &str,
         payload_limit: Option<usize>,
+        max_timeout: i32,
         errors: &mut Vec<FieldError>,
     ) -> Option<NewTask> {
         let before = errors.len();
@@ -95,9 +97,14 @@ impl CreateTask {
         if !(1..=100).contains(&max_attempts) {
             bad("max_attempts", format!("{max_attempts} is outside 1..=100"));
         }
-        let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
-        if !(1..=86_400).contains(&timeout) {
-            bad("timeout", format!("{timeout} is outside 1..=86400 seconds"));
+        let timeout = self
+            .timeout
+            .unwrap_or(DEFAULT_TIMEOUT_SECS.min(max_timeout));
+        if !(1..=max_timeout).contains(&timeout) {
+            bad(
+                "timeout",
+                format!("{timeout} is outside 1..={max_timeout} seconds (this deployment's maximum task timeout)"),
+            );
         }
         if let Some(key) = &self.idempotency_key {
             if key.is_empty() || key.len() > 255 {
@@ -177,7 +184,8 @@ pub async fn create_task(
         }
     }
     let mut errors = Vec::new();
-    let Some(task) = body.validate("", None, &mut errors) else {
+    let Some(task) = body.validate("", None, state.limits.max_task_timeout_secs, &mut errors)
+    else {
         return Err(ApiError::Validation(errors));
     };
     let enqueued = state.enqueuer.enqueue(task).await?;
@@ -248,6 +256,7 @@ pub async fn create_batch(
             t.validate(
                 &format!("tasks[{i}]."),
                 Some(limits.max_body_bytes),
+                limits.max_task_timeout_secs,
                 &mut errors,
             )
         })

@@ -145,6 +145,7 @@ resource "aws_lambda_function" "this" {
       FLOWFORGE_DB_SSLMODE        = "verify-full"
       FLOWFORGE_DB_SSLROOTCERT    = "/var/task/rds-global-bundle.pem"
       FLOWFORGE_LOG_FORMAT        = "json"
+      FLOWFORGE_MAX_TASK_TIMEOUT  = "${var.max_task_timeout_seconds}s"
     })
   }
 

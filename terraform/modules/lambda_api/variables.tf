@@ -61,6 +61,17 @@ variable "secrets_kms_key_arn" {
   type        = string
 }
 
+variable "max_task_timeout_seconds" {
+  description = "Longest timeout a task created through the function may set. The EKS workers drain for this long on scale-in (k8s/base/worker, FLOWFORGE_SHUTDOWN_GRACE): keep them equal."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.max_task_timeout_seconds >= 1 && var.max_task_timeout_seconds <= 86400 && floor(var.max_task_timeout_seconds) == var.max_task_timeout_seconds
+    error_message = "max_task_timeout_seconds must be a whole number of seconds from 1 to 86400."
+  }
+}
+
 variable "environment" {
   description = "More FLOWFORGE_* settings for the function (the secrets and the CA bundle are set already)."
   type        = map(string)
