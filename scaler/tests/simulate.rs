@@ -232,13 +232,27 @@ fn spiky_idle_trace_matches_golden_and_push_activation_wins_from_zero() {
     assert!(push.wait_p50_s <= tuned.wait_p50_s && tuned.wait_p50_s < default.wait_p50_s);
     // Scaling to zero 60 s after the work instead of 300 s is cheaper.
     assert!(push.worker_seconds < default.worker_seconds);
-    // Counting only queued tasks lets the HPA remove workers that run 7-minute tasks: they
-    // outlive the shutdown grace and run again.
-    // With tasks longer than the cooldown (300 s) + grace, those tasks are handed back over and
-    // over and never finish: the run is cut off with work left.
+    // Counting only queued tasks lets the HPA remove workers that run 7-minute tasks. The
+    // shipped drain (300 s) lets most of them finish...
     assert!(default.scale_ins_below_running > 0);
+    assert_eq!(push.scale_ins_below_running, 0);
+    // ...but with the binary's default drain (25 s) they outlive it and run again; tasks longer
+    // than the cooldown (300 s) + drain are handed back over and over and never finish, and the
+    // run is cut off with work left. Counting running tasks, nothing is handed back.
+    let short = simulate(&[
+        "--trace",
+        &trace("spiky-idle.csv"),
+        "--shutdown-grace",
+        "25s",
+    ]);
+    check_invariants(&short);
+    let s = short.summaries();
+    let default = summary(&s, "keda-postgresql-default");
+    let push = summary(&s, "flowforge-push-recommended");
     assert!(default.handed_back > 0);
     assert!(!default.settled && default.unfinished > 0);
+    assert_eq!(push.handed_back, 0);
+    assert!(push.settled);
 }
 
 #[test]
@@ -478,6 +492,19 @@ fn recommended_policy_matches_the_shipped_scaled_object() {
         values("periodSeconds"),
         one(down.policies[0].period_s.to_string())
     );
+    assert_eq!(
+        values("maxReplicaCount"),
+        one(policy.max_replica_count.to_string())
+    );
+    // The simulated workers drain as the shipped ones do.
+    let worker_path = manifest_dir().join("../k8s/base/worker/kustomization.yaml");
+    let worker = std::fs::read_to_string(&worker_path).unwrap();
+    let drain: Vec<&str> = worker
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- FLOWFORGE_SHUTDOWN_GRACE="))
+        .collect();
+    let default_grace = args(&["--trace", "x"]).shutdown_grace;
+    assert_eq!(drain, [format!("{}s", default_grace.as_secs())]);
     // The manifest leaves scaleUp at the HPA's defaults, as the policy does.
     assert!(!text.contains("scaleUp:"));
     assert_eq!(

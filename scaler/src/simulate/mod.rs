@@ -68,8 +68,9 @@ pub struct SimulateArgs {
     pub startup_delay: Duration,
 
     /// The workers' FLOWFORGE_SHUTDOWN_GRACE: after a scale-in, in-flight tasks may run this
-    /// long; what is still running is handed back to the queue and runs again elsewhere.
-    #[arg(long, value_name = "DURATION", default_value = "25s", value_parser = parse_duration)]
+    /// long; what is still running is handed back to the queue and runs again elsewhere. The
+    /// default is what k8s/base/worker ships (the binary's own default is 25s).
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
     /// Replace every policy's maxReplicaCount.
