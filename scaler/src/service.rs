@@ -1,8 +1,9 @@
 //! The gRPC service KEDA calls: `IsActive`, `StreamIsActive`, `GetMetricSpec`, `GetMetrics`.
 //!
 //! The metric is the number of ready plus running tasks of the ScaledObject's queues: with
-//! running tasks counted, KEDA and the HPA never scale in below the workers the running tasks
-//! occupy. `StreamIsActive` pushes `true` as soon as an enqueue notification (LISTEN/NOTIFY)
+//! running tasks counted, KEDA and the HPA never scale in below the number of workers the
+//! running tasks occupy (which pod goes is Kubernetes' choice; the worker's drain lets a removed
+//! pod's tasks finish). `StreamIsActive` pushes `true` as soon as an enqueue notification (LISTEN/NOTIFY)
 //! makes an idle queue set active, instead of waiting for KEDA's next poll.
 
 use std::pin::Pin;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use clap::Parser;
-use flowforge_core::queue::{NewTask, Queue};
+use flowforge_core::queue::{FailOutcome, NewTask, Queue};
 use flowforge_scaler::app::Application;
 use flowforge_scaler::config::Config;
 use flowforge_scaler::proto::external_scaler_client::ExternalScalerClient;
@@ -155,6 +155,13 @@ async fn metric_spec_and_metadata_errors() {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
+        let status = c.get_metric_spec(scaled_object(&meta)).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains(key), "{}", status.message());
+        // A stream with bad metadata is refused before it opens.
+        let status = c.stream_is_active(scaled_object(&meta)).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains(key), "{}", status.message());
     }
     let status = c
         .get_metrics(GetMetricsRequest {
@@ -247,6 +254,38 @@ async fn two_streams_get_true_when_an_empty_queue_gets_work() {
     scaler.queue.enqueue_many(&[task("push")]).await.unwrap();
     assert!(next(&mut a).await, "stream a gets true");
     assert!(next(&mut b).await, "stream b gets true");
+
+    // KEDA reconnects (operator restart): the old streams go away, a new one gets the current
+    // state at once and later changes too.
+    drop((a, b));
+    let so = scaled_object(&[("queues", "push")]);
+    let mut c = client(scaler.grpc)
+        .await
+        .stream_is_active(so)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        next(&mut c).await,
+        "the new stream starts with the current state"
+    );
+    let claimed = scaler
+        .queue
+        .claim("push", 10, "test", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let done: Vec<_> = claimed.iter().map(|t| (t.id, t.lease_id)).collect();
+    scaler.queue.complete_many(&done).await.unwrap();
+    let so = scaled_object(&[("queues", "push")]);
+    let mut d = client(scaler.grpc)
+        .await
+        .stream_is_active(so)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!next(&mut d).await, "drained");
+    scaler.queue.enqueue_many(&[task("push")]).await.unwrap();
+    assert!(next(&mut d).await, "the reopened stream gets the push");
 }
 
 #[tokio::test]
@@ -267,8 +306,20 @@ async fn a_stream_says_false_once_the_queue_drains() {
         .claim("drain", 10, "test", Duration::from_secs(60))
         .await
         .unwrap();
-    // Still active while the task runs: running tasks need their worker.
+    // Still active while the task runs, with the running task counted: it needs its worker.
     tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut c = client(scaler.grpc).await;
+    let so = scaled_object(&[("queues", "drain")]);
+    assert!(c.is_active(so.clone()).await.unwrap().into_inner().result);
+    let metrics = c
+        .get_metrics(GetMetricsRequest {
+            scaled_object_ref: Some(so),
+            metric_name: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(metrics.metric_values[0].metric_value_float, 1.0);
     let done: Vec<_> = claimed.iter().map(|t| (t.id, t.lease_id)).collect();
     scaler.queue.complete_many(&done).await.unwrap();
     assert!(
@@ -296,6 +347,71 @@ async fn a_stream_survives_a_database_restart_and_still_gets_true() {
     let queue = migrated(&url).await;
     queue.enqueue_many(&[task("restart")]).await.unwrap();
     assert!(next(&mut s).await, "true after the restart");
+}
+
+#[tokio::test]
+async fn a_task_the_listener_missed_is_found_by_the_recheck_after_reconnecting() {
+    // No periodic check and no notification: only the re-check that follows a reconnect of the
+    // LISTEN connection can see this task.
+    let url = flowforge_testkit::fresh_database().await.unwrap();
+    let scaler = start(&url, &["--poll-interval", "1h"]).await;
+    let so = scaled_object(&[("queues", "missed")]);
+    let mut s = client(scaler.grpc)
+        .await
+        .stream_is_active(so)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!next(&mut s).await);
+    let admin = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .unwrap();
+    // A task inserted without NOTIFY, under a lock that holds every reader of the queue until
+    // the listener is gone: whatever re-check runs after that sees the task.
+    let mut tx = admin.begin().await.unwrap();
+    sqlx::query("LOCK TABLE flowforge.tasks IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO flowforge.tasks (id, queue, kind, max_attempts, timeout_secs) \
+         VALUES (gen_random_uuid(), 'missed', 'noop', 1, 60)",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'flowforge-scaler' \
+           AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(cut, 1, "the scaler's LISTEN connection");
+    // The re-check is waiting for the lock: commit, and it reads the task.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+               AND application_name = 'flowforge-scaler' AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no re-check of the queue after the LISTEN connection was cut"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tx.commit().await.unwrap();
+    assert!(next(&mut s).await, "true from the re-check");
 }
 
 #[tokio::test]
@@ -410,8 +526,21 @@ async fn queue_figures_and_task_wait_events_come_from_the_database() {
         "1s",
     ])
     .unwrap();
-    // One task starts at once (within the 1 s threshold), one after waiting 1.5 s (not), one
-    // stays ready.
+    // One task fails for good at once (dead; its start was within the 1 s threshold), one
+    // starts at once, one after waiting 1.5 s (not within), one has been ready for 10 minutes
+    // and one is scheduled for later.
+    let mut doomed = task("fig");
+    doomed.max_attempts = 1;
+    queue.enqueue_many(&[doomed]).await.unwrap();
+    let claimed = queue
+        .claim("fig", 1, "test", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let outcome = queue
+        .fail(claimed[0].id, claimed[0].lease_id, "boom", false)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, FailOutcome::Dead), "{outcome:?}");
     queue.enqueue_many(&[task("fig")]).await.unwrap();
     queue
         .claim("fig", 1, "test", Duration::from_secs(60))
@@ -423,7 +552,19 @@ async fn queue_figures_and_task_wait_events_come_from_the_database() {
         .claim("fig", 1, "test", Duration::from_secs(60))
         .await
         .unwrap();
-    queue.enqueue_many(&[task("fig")]).await.unwrap();
+    let mut later = task("fig");
+    later.run_at = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+    queue.enqueue_many(&[task("fig"), later]).await.unwrap();
+    // The ready one has been waiting for 10 minutes.
+    let moved = sqlx::query(
+        "UPDATE flowforge.tasks SET created_at = created_at - interval '10 minutes', \
+         run_at = run_at - interval '10 minutes' \
+         WHERE queue = 'fig' AND status = 'queued' AND run_at <= now()",
+    )
+    .execute(queue.db().pool())
+    .await
+    .unwrap();
+    assert_eq!(moved.rows_affected(), 1);
 
     let app = Application::build(config).await.unwrap();
     let admin = app.admin_addr();
@@ -459,12 +600,26 @@ async fn queue_figures_and_task_wait_events_come_from_the_database() {
             &[("queue", "fig")],
         )
         .await;
-        if (ready, running, events, good) == (Some(1.0), Some(2.0), Some(2.0), Some(1.0)) {
+        let scheduled = metric(
+            admin,
+            "flowforge_queue_depth",
+            &[("queue", "fig"), ("state", "scheduled")],
+        )
+        .await;
+        let dead = metric(
+            admin,
+            "flowforge_queue_depth",
+            &[("queue", "fig"), ("state", "dead")],
+        )
+        .await;
+        let figures = (ready, scheduled, running, dead, events, good);
+        let one = Some(1.0);
+        if figures == (one, one, Some(2.0), one, Some(3.0), Some(2.0)) {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "figures: ready {ready:?} running {running:?} events {events:?} good {good:?}"
+            "figures (ready, scheduled, running, dead, wait events, good): {figures:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -475,7 +630,8 @@ async fn queue_figures_and_task_wait_events_come_from_the_database() {
     )
     .await
     .unwrap();
-    assert!(age >= 0.0);
+    // Ready since 10 minutes ago.
+    assert!((600.0..900.0).contains(&age), "oldest ready age {age}");
 }
 
 #[tokio::test]
