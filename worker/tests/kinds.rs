@@ -231,3 +231,106 @@ async fn http_kind_calls_allowed_hosts_only() {
 
     server.abort();
 }
+
+/// Payload errors and failed webhook calls, in `last_error` and in the worker's JSON log lines,
+/// say what went wrong without quoting payload values or the webhook URL's query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_never_quote_payload_values_or_webhook_urls() {
+    const MARKER: &str = "MARKER-e9d24b-never-logged";
+    // A loopback port with nothing listening on it.
+    let closed = flowforge_testkit::free_port();
+    let logs = tempfile::tempdir().expect("a temporary directory");
+    let log = logs.path().join("worker.log");
+    let (url, queue) = fresh_queue().await;
+    let _worker = Worker::start_logged(
+        WorkerEnv::new(&url)
+            .set("FLOWFORGE_LOG_FORMAT", "json")
+            .set("FLOWFORGE_HTTP_ALLOW_HOSTS", "127.0.0.1"),
+        &log,
+    )
+    .await;
+
+    let mut tasks = vec![
+        task("sleep", json!({"ms": MARKER})),
+        task("fail", json!({"times": 1, "note": MARKER})),
+        task(
+            "http",
+            json!({"url": format!("http://127.0.0.1:{closed}/hook?token={MARKER}")}),
+        ),
+        task(
+            "http",
+            json!({"url": "http://127.0.0.1:1/", "headers": {"Authorization": [MARKER]}}),
+        ),
+    ];
+    for t in &mut tasks {
+        t.max_attempts = 2;
+    }
+    let ids = enqueue(&queue, &tasks).await;
+    let done = wait_all_finished(&queue, &ids, DEADLINE).await;
+    let last_error = |i: usize| {
+        let t = done.iter().find(|t| t.id == ids[i]).expect("task finished");
+        assert_eq!(t.status, TaskStatus::Dead, "{t:?}");
+        t.last_error.clone().unwrap_or_default()
+    };
+    let expected = [
+        "payload.ms: invalid type: string, expected u64",
+        "payload.note: unknown field `note`, expected `times`",
+        &format!("webhook call to http://127.0.0.1:{closed} failed: "),
+        "payload.headers.Authorization: invalid type: array, expected a string",
+    ];
+    for (i, expected) in expected.iter().enumerate() {
+        let error = last_error(i);
+        assert!(
+            !error.contains(MARKER),
+            "last_error of task {i} quotes the payload: {error:?}"
+        );
+        assert!(
+            error.contains(expected),
+            "last_error of task {i} says what is wrong ({expected:?}): {error:?}"
+        );
+    }
+
+    // Every failed attempt was logged (the webhook's first attempt is retried, the rest die at
+    // once), with its error and without the marker.
+    let text = eventually("the failures to be logged", DEADLINE, || {
+        let log = log.clone();
+        let ids = ids.clone();
+        async move {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let logged = ids
+                .iter()
+                .filter(|id| {
+                    text.lines().any(|l| {
+                        l.contains(&id.to_string()) && l.contains("attempt failed; task is dead")
+                    })
+                })
+                .count();
+            if logged == ids.len() {
+                Ok(text)
+            } else {
+                Err(format!("{logged} of {} dead tasks logged", ids.len()))
+            }
+        }
+    })
+    .await;
+    let failures: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("attempt failed"))
+        })
+        .collect();
+    assert!(
+        failures.len() > ids.len(),
+        "the webhook's retry and every death were logged: {failures:?}"
+    );
+    for line in &failures {
+        assert!(line["error"].is_string(), "the error is logged: {line}");
+    }
+    assert!(
+        !text.contains(MARKER),
+        "the worker's log quotes a payload value or a webhook URL:\n{text}"
+    );
+}

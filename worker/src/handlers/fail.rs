@@ -1,6 +1,5 @@
 use serde::Deserialize;
 
-use super::parse_payload;
 use crate::{Handler, HandlerError, TaskContext};
 
 /// `fail` (`{"times": N}`): fails its first N attempts, then succeeds. A drill kind for retries,
@@ -16,7 +15,7 @@ struct Payload {
 #[async_trait::async_trait]
 impl Handler for Fail {
     async fn run(&self, task: &TaskContext) -> Result<(), HandlerError> {
-        let p: Payload = parse_payload(task)?;
+        let p: Payload = task.parse_payload()?;
         if task.attempt <= p.times {
             Err(HandlerError::retryable(format!(
                 "drill failure: attempt {} of the {} planned to fail",

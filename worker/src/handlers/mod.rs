@@ -33,11 +33,3 @@ pub fn builtin_registry(settings: &BuiltinSettings) -> Registry {
     }
     registry
 }
-
-/// Parses a payload into `T`, or fails the task permanently.
-pub(crate) fn parse_payload<T: serde::de::DeserializeOwned>(
-    task: &crate::TaskContext,
-) -> Result<T, crate::HandlerError> {
-    serde_json::from_value(task.payload.clone())
-        .map_err(|e| crate::HandlerError::bad_payload(&task.kind, e))
-}

@@ -2,7 +2,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::parse_payload;
 use crate::{Handler, HandlerError, TaskContext};
 
 /// `sleep` (`{"ms": N}`): waits N milliseconds, then succeeds. Stops early if cancelled.
@@ -17,7 +16,7 @@ struct Payload {
 #[async_trait::async_trait]
 impl Handler for Sleep {
     async fn run(&self, task: &TaskContext) -> Result<(), HandlerError> {
-        let p: Payload = parse_payload(task)?;
+        let p: Payload = task.parse_payload()?;
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(p.ms)) => Ok(()),
             _ = task.cancel.cancelled() => Err(HandlerError::retryable("sleep interrupted")),

@@ -108,6 +108,20 @@ impl Worker {
         }
     }
 
+    /// Like [`Worker::start`], with stdout and stderr appended to the file `log`.
+    pub async fn start_logged(env: WorkerEnv, log: &std::path::Path) -> Worker {
+        let port = free_port();
+        let env = env.set("FLOWFORGE_ADMIN_ADDR", format!("127.0.0.1:{port}"));
+        let child = Child::spawn_logged(worker_bin(), &[], &env.vars, log)
+            .expect("spawning the worker binary");
+        let worker = Worker {
+            child,
+            admin: format!("http://127.0.0.1:{port}"),
+        };
+        worker.wait_ready(DEADLINE).await;
+        worker
+    }
+
     pub async fn wait_ready(&self, timeout: Duration) {
         wait_for_http(&format!("{}/readyz", self.admin), timeout)
             .await
