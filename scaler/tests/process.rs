@@ -138,4 +138,27 @@ fn defaults_match_the_slo_spec() {
         .collect();
     assert_eq!(published, windows);
     assert_eq!(spec["window"].as_str(), Some("30d"));
+    // The deployment sets the same objective (and no other threshold than the spec's).
+    let kustomization = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../k8s/base/scaler/kustomization.yaml"
+    ))
+    .unwrap();
+    let setting = |name: &str| -> Option<String> {
+        kustomization
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("- {name}=")))
+            .map(str::to_owned)
+    };
+    let deployed: f64 = setting("FLOWFORGE_SLO_TASK_WAIT_OBJECTIVE")
+        .expect("k8s/base/scaler sets the objective")
+        .parse()
+        .unwrap();
+    assert!(
+        (deployed - objective).abs() < 1e-12,
+        "k8s {deployed} vs spec {objective}"
+    );
+    if let Some(threshold) = setting("FLOWFORGE_SLO_TASK_WAIT") {
+        assert_eq!(threshold, task_wait["threshold"].as_str().unwrap_or("30s"));
+    }
 }
