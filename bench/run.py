@@ -193,6 +193,12 @@ def ff_drain(c, label, extra_env=None):
         "FLOWFORGE_CONCURRENCY": os.environ.get("BENCH_WORKER_CONCURRENCY", "5000"),
         "FLOWFORGE_CLAIM_BATCH": os.environ.get("BENCH_WORKER_CLAIM_BATCH", "5000"), "RUST_LOG": "warn",
         **(extra_env or {})}, "worker")
+    # The scaler watches the queue meanwhile, as in production: its series are read under load.
+    scaler_admin = free_port()
+    sc = Proc([os.path.join(REL, "flowforge-scaler")], {
+        "DATABASE_URL": c.db_url("ff"), "FLOWFORGE_ADMIN_ADDR": f"127.0.0.1:{scaler_admin}",
+        "FLOWFORGE_GRPC_ADDR": f"127.0.0.1:{free_port()}", "FLOWFORGE_SCALER_METRICS_INTERVAL": "1s",
+        "RUST_LOG": "warn"}, "scaler")
     deadline = t0 + 300
     while True:
         if c.psql("ff", "SELECT NOT EXISTS (SELECT 1 FROM flowforge.tasks)") == "t":
@@ -202,12 +208,17 @@ def ff_drain(c, label, extra_env=None):
         time.sleep(0.02)
     seconds = time.monotonic() - t0
     series = series_count(admin)
+    try:
+        scaler_series = series_count(scaler_admin)
+    except OSError as err:  # not up yet on a very short drain
+        scaler_series = f"n/a ({err})"
+    sc.stop()
     rss = w.stop()
     done = int(c.psql("ff", "SELECT count(*) FROM flowforge.task_history WHERE queue = 'bench' AND status = 'succeeded'"))
     left = int(c.psql("ff", "SELECT count(*) FROM flowforge.tasks"))
     c.psql("ff", "DELETE FROM flowforge.task_history WHERE queue = 'bench'")
     res = {"tasks": DRAIN_TASKS, "kept_in_history": done, "left": left, "seconds": seconds,
-           "per_sec": DRAIN_TASKS / seconds, "rss_mib": rss, "series": series}
+           "per_sec": DRAIN_TASKS / seconds, "rss_mib": rss, "series": series, "scaler_series": scaler_series}
     log(f"  -> {res}")
     return res
 
@@ -322,7 +333,8 @@ def report(r):
             lines.append(f"| FlowForge with {r['history_rows']:,} retained | {d['tasks']:,} | {d['seconds']:.2f} | {fmt(d['per_sec'])} "
                          f"({(d['per_sec'] / r['drain']['per_sec'] - 1) * 100:+.1f}%) |")
         lines += ["", f"Peak RSS of flowforge-worker during the drain: {fmt(r['drain'].get('rss_mib'), 1)} MiB; "
-                  f"series on its /metrics at the end of the drain: {r['drain'].get('series', 'n/a')}.", ""]
+                  f"series on its /metrics at the end of the drain: {r['drain'].get('series', 'n/a')}; "
+                  f"flowforge-scaler watching the queue meanwhile: {r['drain'].get('scaler_series', 'n/a')} series.", ""]
     if "pickup" in r:
         p, g = r["pickup"], r["gw_pickup"]
         lines += ["| pickup latency, idle worker (ms) | p50 | p90 | p99 | max |", "|---|---|---|---|---|",
