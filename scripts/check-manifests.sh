@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Checks the Kubernetes manifests and the container build files, offline, in well under two
-# minutes. Every step runs (a failure does not stop the others); the exit status is 1 if any
-# failed.
+# Checks the Kubernetes manifests, the container build files and docker-compose.yml, offline,
+# in well under two minutes. Every step runs (a failure does not stop the others); the exit
+# status is 1 if any failed.
 #
 #   1. kustomize   `kubectl kustomize` builds every base and every overlay (k8s/)
 #   2. schemas     kubernetes-validate --strict on the built-in kinds (Kubernetes $K8S_VERSION);
@@ -13,12 +13,19 @@
 #                  failed check; a skip must carry its reason inline
 #                  (`checkov.io/skipN: CKV_..=reason`, `# checkov:skip=CKV_...:reason`)
 #   5. hadolint    on the Dockerfile(s) at the repository root, if there are any
-#   6. yamllint    k8s/ (k8s/.yamllint) and alerts/ (generated PromQL: long lines allowed)
+#   6. yamllint    k8s/ (k8s/.yamllint), alerts/ (generated PromQL: long lines allowed),
+#                  docker-compose.yml and compose/*.yml
+#   7. compose     compose/tests/test_compose.py: docker-compose.yml against the Compose
+#                  Specification's JSON schema and against `make up` (services, ports, database
+#                  roles, pinned images, health checks, watch paths), the Dockerfile's compile and
+#                  binaries stages, .dockerignore at any depth
+#   8. shellcheck  compose/*.sh (the scripts compose runs in the postgres image)
 #
 # Usage: scripts/check-manifests.sh
 # Tools: `scripts/install-deps.sh test` puts them into
-# ${FLOWFORGE_TOOLS_DIR:-$HOME/.cache/flowforge}/{manifest,checkov}-venv; kubectl comes from
-# PATH (or that venv). FLOWFORGE_CHECK_KEEP=1 keeps the rendered manifests and says where.
+# ${FLOWFORGE_TOOLS_DIR:-$HOME/.cache/flowforge}/{manifest,checkov}-venv and the Compose schema
+# into .../compose-schema/; kubectl comes from PATH (or that venv). FLOWFORGE_CHECK_KEEP=1 keeps
+# the rendered manifests and says where.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -26,6 +33,7 @@ cd "$ROOT"
 TOOLS_DIR=${FLOWFORGE_TOOLS_DIR:-$HOME/.cache/flowforge}
 MANIFEST_BIN="$TOOLS_DIR/manifest-venv/bin"
 CHECKOV="$TOOLS_DIR/checkov-venv/bin/checkov"
+COMPOSE_SCHEMA="$TOOLS_DIR/compose-schema/compose.schema.json"
 K8S_VERSION=1.33.0 # the EKS version the overlays target (k8s/README.md)
 OVERLAYS=(dev staging prod)
 BASES=(namespace api worker scaler migration monitoring)
@@ -36,10 +44,11 @@ missing=()
 KUBECTL=$(command -v kubectl || true)
 [ -n "$KUBECTL" ] || [ ! -x "$MANIFEST_BIN/kubectl" ] || KUBECTL="$MANIFEST_BIN/kubectl"
 [ -n "$KUBECTL" ] || missing+=(kubectl)
-for tool in python kubernetes-validate yamllint hadolint; do
+for tool in python kubernetes-validate yamllint hadolint shellcheck; do
     [ -x "$MANIFEST_BIN/$tool" ] || missing+=("$MANIFEST_BIN/$tool")
 done
 [ -x "$CHECKOV" ] || missing+=("$CHECKOV")
+[ -f "$COMPOSE_SCHEMA" ] || missing+=("$COMPOSE_SCHEMA")
 if [ "${#missing[@]}" -gt 0 ]; then
     printf 'check-manifests: missing: %s\n' "${missing[*]}" >&2
     printf 'check-manifests: run scripts/install-deps.sh test\n' >&2
@@ -157,8 +166,20 @@ run_yamllint() {
     "$MANIFEST_BIN/yamllint" --strict -c k8s/.yamllint k8s || rc=1
     # alerts/ is generated from slo/slos.yaml: its PromQL lines are as long as they are.
     "$MANIFEST_BIN/yamllint" --strict -d '{extends: default, rules: {document-start: disable, line-length: disable, indentation: {indent-sequences: consistent}}}' alerts || rc=1
-    [ "$rc" -ne 0 ] || echo "yamllint: k8s/ and alerts/ clean"
+    "$MANIFEST_BIN/yamllint" --strict -d '{extends: default, rules: {line-length: {max: 100}, document-start: disable, indentation: {indent-sequences: consistent}, octal-values: {forbid-implicit-octal: true}}}' \
+        docker-compose.yml compose/*.yml || rc=1
+    [ "$rc" -ne 0 ] || echo "yamllint: k8s/, alerts/, docker-compose.yml and compose/ clean"
     return "$rc"
+}
+
+compose_tests() {
+    FLOWFORGE_COMPOSE_SCHEMA="$COMPOSE_SCHEMA" "$PY" -m unittest discover -s compose/tests -p 'test_*.py'
+}
+
+run_shellcheck() {
+    local scripts=(compose/*.sh)
+    [ -e "${scripts[0]}" ] || { echo "skip: no compose/*.sh"; return 0; }
+    "$MANIFEST_BIN/shellcheck" "${scripts[@]}" && echo "shellcheck: ${scripts[*]} clean"
 }
 
 step "kustomize: build every base and overlay" render
@@ -166,7 +187,9 @@ step "schemas: kubernetes-validate (built-in kinds) and CRD models (custom kinds
 step "policies: k8s/tests on the rendered overlays" policies
 step "checkov: rendered overlays and Dockerfiles" run_checkov
 step "hadolint: Dockerfiles" run_hadolint
-step "yamllint: k8s/ and alerts/" run_yamllint
+step "yamllint: k8s/, alerts/, docker-compose.yml, compose/" run_yamllint
+step "compose: docker-compose.yml, Dockerfile stages, .dockerignore" compose_tests
+step "shellcheck: compose/*.sh" run_shellcheck
 
 say "summary"
 printf '  %s\n' "${SUMMARY[@]}" >&2

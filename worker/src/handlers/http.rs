@@ -205,7 +205,8 @@ mod tests {
 
     /// A webhook URL whose path, query, user info and fragment all carry the marker.
     fn secret_url(port: u16) -> String {
-        format!("http://hook:pw-{MARKER}@127.0.0.1:{port}/hooks/{MARKER}?token={MARKER}#{MARKER}")
+        let user_info = format!("hook:pw-{MARKER}");
+        format!("http://{user_info}@127.0.0.1:{port}/hooks/{MARKER}?token={MARKER}#{MARKER}")
     }
 
     #[tokio::test]
