@@ -10,6 +10,9 @@ use crate::duration::Duration;
 use crate::error::{Error, Result};
 use crate::spec::Spec;
 
+/// The evaluation interval of the service alerts' tests, in seconds.
+pub const EVALUATION_SECS: u64 = 60;
+
 /// Both parts of the cases file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +116,21 @@ impl Cases {
                     alert.alert
                 ));
             }
+            // The same inputs silent at one evaluation (a minute) and firing at the next: the
+            // moment the alert first fires, and so its `for`, is pinned.
+            let pinned = fires.iter().any(|f| {
+                silent.iter().any(|s| {
+                    s.series == f.series
+                        && s.eval_time.secs() + EVALUATION_SECS == f.eval_time.secs()
+                })
+            });
+            if alert.hold.secs() > 0 && !pinned {
+                return Err(format!(
+                    "alert_cases: {} needs a case where it first fires and one with the same series \
+                     a minute earlier where it is still silent (its for: {} has not elapsed)",
+                    alert.alert, alert.hold
+                ));
+            }
         }
         for case in &self.alert_cases {
             if !spec.service_alerts().any(|a| a.alert == case.alert) {
@@ -127,5 +145,46 @@ impl Cases {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> (Spec, String) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let spec = Spec::load(&dir.join("slos.yaml")).unwrap();
+        (
+            spec,
+            std::fs::read_to_string(dir.join("cases.yaml")).unwrap(),
+        )
+    }
+
+    fn check(spec: &Spec, text: &str) -> Result<(), String> {
+        serde_norway::from_str::<Cases>(text)
+            .unwrap()
+            .validate(spec)
+    }
+
+    #[test]
+    fn the_cases_are_valid() {
+        let (spec, text) = inputs();
+        check(&spec, &text).unwrap();
+    }
+
+    #[test]
+    fn a_hold_time_must_be_pinned_by_a_silent_case_a_minute_before_the_first_firing() {
+        let (spec, text) = inputs();
+        // The queue backlog's case one minute before it first fires, moved a minute earlier.
+        let silent =
+            "101 ready tasks from 0; at 14m, a minute before for 15m elapses\n    eval_time: 14m";
+        assert!(text.contains(silent), "cases.yaml no longer has {silent:?}");
+        let moved = text.replace(silent, &silent.replace("eval_time: 14m", "eval_time: 13m"));
+        let err = check(&spec, &moved).unwrap_err();
+        assert!(
+            err.contains("FlowForgeQueueBacklog needs a case where it first fires"),
+            "{err}"
+        );
     }
 }

@@ -42,6 +42,17 @@ impl Recorded {
     }
 }
 
+/// A burn-rate alert as the model evaluates it: the spec's, or an altered copy (to prove that
+/// the generated tests tell the two apart).
+#[derive(Debug, Clone)]
+pub struct AlertRule {
+    pub tiers: Vec<Tier>,
+    /// `for`, in minutes.
+    pub hold: u64,
+    /// Events/s over a tier's long window below which the tier does not hold.
+    pub min_event_rate: f64,
+}
+
 /// The model of one SLO's rules under one scenario.
 pub struct Model<'a> {
     spec: &'a Spec,
@@ -50,6 +61,9 @@ pub struct Model<'a> {
     step: u64,
     /// Cumulative (all, bad) events at each minute, from 0.
     cumulative: Vec<(f64, f64)>,
+    /// Running sums of the base window's recordings at the evaluation times `k * step`:
+    /// element k holds (events, errors, count) of the evaluations before `k * step`.
+    base_sums: Vec<(f64, f64, u32)>,
 }
 
 impl<'a> Model<'a> {
@@ -65,12 +79,25 @@ impl<'a> Model<'a> {
                 cumulative.push((all, bad));
             }
         }
-        Self {
+        let mut model = Self {
             spec,
             slo,
             step: step.minutes().max(1),
             cumulative,
+            base_sums: Vec::new(),
+        };
+        let base = spec.windows[0];
+        let mut sums = (0.0, 0.0, 0u32);
+        model.base_sums.push(sums);
+        let mut at = 0;
+        while at <= model.minutes() {
+            if let Some(r) = model.raw(at, base) {
+                sums = (sums.0 + r.events, sums.1 + r.errors, sums.2 + 1);
+            }
+            model.base_sums.push(sums);
+            at += model.step;
         }
+        model
     }
 
     /// Minutes covered by the scenario.
@@ -97,28 +124,34 @@ impl<'a> Model<'a> {
     /// The recorded rates over `window` at evaluation time `t` (minutes, a multiple of the step).
     pub fn recorded(&self, t: u64, window: Duration) -> Option<Recorded> {
         if window <= RAW_WINDOW_LIMIT {
-            return self.raw(t, window);
+            self.raw(t, window)
+        } else {
+            self.mean(t, window)
         }
-        let base = self.spec.windows[0];
-        let from = t.saturating_sub(window.minutes());
-        let mut sum = Recorded {
-            events: 0.0,
-            errors: 0.0,
-        };
-        let mut n = 0u32;
-        let mut at = from.div_ceil(self.step) * self.step;
-        while at <= t {
-            if let Some(r) = self.raw(at, base) {
-                sum.events += r.events;
-                sum.errors += r.errors;
-                n += 1;
-            }
-            at += self.step;
-        }
+    }
+
+    /// The mean of the base window's recordings at the evaluation times in [t - window, t].
+    fn mean(&self, t: u64, window: Duration) -> Option<Recorded> {
+        // From the running sums.
+        let first = t.saturating_sub(window.minutes()).div_ceil(self.step) as usize;
+        let last = (t / self.step) as usize;
+        let (e1, b1, n1) = self.base_sums[last + 1];
+        let (e0, b0, n0) = self.base_sums[first];
+        let n = n1 - n0;
         (n > 0).then(|| Recorded {
-            events: sum.events / f64::from(n),
-            errors: sum.errors / f64::from(n),
+            events: (e1 - e0) / f64::from(n),
+            errors: (b1 - b0) / f64::from(n),
         })
+    }
+
+    /// What a rule like the one of `like` (a raw rate, or a mean of the base window's
+    /// recordings) would record over `window` at `t`: for windows the spec does not have.
+    pub fn recorded_like(&self, t: u64, window: Duration, like: Duration) -> Option<Recorded> {
+        if like <= RAW_WINDOW_LIMIT {
+            self.raw(t, window)
+        } else {
+            self.mean(t, window)
+        }
     }
 
     /// The burn rate over `window` at `t`.
@@ -128,41 +161,79 @@ impl<'a> Model<'a> {
             .filter(|b| b.is_finite())
     }
 
+    /// The severity's burn-rate alert of this SLO, as the spec defines it.
+    pub fn rule(&self, severity: SeverityName) -> AlertRule {
+        let settings = self.spec.burn_rate_alerts.get(severity);
+        AlertRule {
+            tiers: settings.tiers.clone(),
+            hold: settings.hold.minutes(),
+            min_event_rate: self.slo.min_event_rate,
+        }
+    }
+
     /// Whether a tier's condition holds at `t`.
     pub fn tier_holds(&self, t: u64, tier: &Tier) -> bool {
+        self.tier_holds_with(t, tier, self.slo.min_event_rate)
+    }
+
+    fn tier_holds_with(&self, t: u64, tier: &Tier, min_event_rate: f64) -> bool {
         let over = |w| self.burn(t, w).is_some_and(|b| b > tier.factor);
         over(tier.long)
             && over(tier.short)
             && self
                 .recorded(t, tier.long)
-                .is_some_and(|r| r.events > self.slo.min_event_rate)
+                .is_some_and(|r| r.events > min_event_rate)
+    }
+
+    /// Whether any tier of the rule holds at `t`.
+    pub fn condition_of(&self, t: u64, rule: &AlertRule) -> bool {
+        rule.tiers
+            .iter()
+            .any(|tier| self.tier_holds_with(t, tier, rule.min_event_rate))
     }
 
     /// Whether any tier of the severity holds at `t`.
     pub fn condition(&self, t: u64, severity: SeverityName) -> bool {
-        self.spec
-            .burn_rate_alerts
-            .get(severity)
-            .tiers
-            .iter()
-            .any(|tier| self.tier_holds(t, tier))
+        self.condition_of(t, &self.rule(severity))
     }
 
-    /// Whether the severity's alert is firing at `t`: its condition held at every evaluation
-    /// since some time at least `for` before `t`.
-    pub fn firing(&self, t: u64, severity: SeverityName) -> bool {
-        let hold = self.spec.burn_rate_alerts.get(severity).hold.minutes();
+    /// Whether the rule's alert is firing at `t`: its condition held at every evaluation since
+    /// some time at least `for` before `t`.
+    pub fn firing_of(&self, t: u64, rule: &AlertRule) -> bool {
         let mut active_since = None;
         let mut at = 0;
         while at <= t {
-            if self.condition(at, severity) {
+            if self.condition_of(at, rule) {
                 active_since.get_or_insert(at);
             } else {
                 active_since = None;
             }
             at += self.step;
         }
-        active_since.is_some_and(|since| t - since >= hold)
+        active_since.is_some_and(|since| t - since >= rule.hold)
+    }
+
+    /// Whether the rule's alert is firing at each evaluation time `k * step` up to `until`
+    /// (element k): [`Self::firing_of`] for all of them at once.
+    pub fn firing_series(&self, rule: &AlertRule, until: u64) -> Vec<bool> {
+        let mut out = Vec::new();
+        let mut active_since = None;
+        let mut at = 0;
+        while at <= until {
+            if self.condition_of(at, rule) {
+                active_since.get_or_insert(at);
+            } else {
+                active_since = None;
+            }
+            out.push(active_since.is_some_and(|since| at - since >= rule.hold));
+            at += self.step;
+        }
+        out
+    }
+
+    /// Whether the severity's alert is firing at `t`.
+    pub fn firing(&self, t: u64, severity: SeverityName) -> bool {
+        self.firing_of(t, &self.rule(severity))
     }
 }
 
@@ -222,6 +293,41 @@ mod tests {
         // of burn 3 (the one at 600 covers 595..600, burn 1): mean 2.
         assert!((m.burn(1200, w("1d")).unwrap() - 2.0).abs() < 1e-9);
         assert!((m.recorded(1200, w("1d")).unwrap().events - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn altered_rules_and_the_firing_series() {
+        let spec = spec();
+        let slo = &spec.slos[0];
+        let m = Model::new(
+            &spec,
+            slo,
+            &[phase(30, 10.0, 0.0), phase(60, 10.0, 20.0)],
+            w("1m"),
+        );
+        let rule = m.rule(SeverityName::Page);
+        assert_eq!(rule.hold, 2);
+        let series = m.firing_series(&rule, 90);
+        assert_eq!(series.len(), 91);
+        for (t, &fires) in series.iter().enumerate() {
+            assert_eq!(fires, m.firing(t as u64, SeverityName::Page), "at {t}");
+        }
+        // The condition holds from some minute on: the alert fires `for` later, or at once
+        // without a `for`.
+        let first = series.iter().position(|&f| f).unwrap() as u64;
+        assert!(m.condition(first - 2, SeverityName::Page));
+        assert!(!m.condition(first - 3, SeverityName::Page));
+        let at_once = AlertRule {
+            hold: 0,
+            ..rule.clone()
+        };
+        assert!(m.firing_of(first - 2, &at_once));
+        // A higher minimum event rate than the traffic: never.
+        let busy = AlertRule {
+            min_event_rate: 100.0,
+            ..rule
+        };
+        assert!(!m.firing_of(90, &busy));
     }
 
     #[test]
