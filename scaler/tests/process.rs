@@ -158,7 +158,15 @@ fn defaults_match_the_slo_spec() {
         (deployed - objective).abs() < 1e-12,
         "k8s {deployed} vs spec {objective}"
     );
-    if let Some(threshold) = setting("FLOWFORGE_SLO_TASK_WAIT") {
-        assert_eq!(threshold, task_wait["threshold"].as_str().unwrap_or("30s"));
+    let threshold = task_wait["threshold"]
+        .as_str()
+        .expect("the task-wait SLO's threshold in slo/slos.yaml");
+    assert_eq!(
+        format!("{}s", config.slo_task_wait.as_secs()),
+        threshold,
+        "the scaler's default FLOWFORGE_SLO_TASK_WAIT"
+    );
+    if let Some(deployed) = setting("FLOWFORGE_SLO_TASK_WAIT") {
+        assert_eq!(deployed, threshold, "k8s/base/scaler");
     }
 }

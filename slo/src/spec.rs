@@ -80,6 +80,12 @@ pub struct Slo {
     pub min_event_rate: f64,
     /// `docs/runbooks/<file>.md`, optionally with `#anchor`.
     pub runbook: String,
+    /// For an SLI that the exporting process classifies itself (task-wait: the scaler counts a
+    /// start as good when it came within this time of the task becoming ready), the threshold
+    /// that process must use. Not used in the rules; the scaler's tests hold its default and the
+    /// deployment's setting to it.
+    #[serde(default)]
+    pub threshold: Option<Duration>,
     pub sli: Sli,
 }
 
