@@ -576,18 +576,19 @@ async fn queue_figures_and_task_wait_events_come_from_the_database() {
     // before it commits), so this takes a few intervals.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let ready = metric(
-            admin,
-            "flowforge_queue_depth",
-            &[("queue", "fig"), ("state", "ready")],
-        )
-        .await;
-        let running = metric(
-            admin,
-            "flowforge_queue_depth",
-            &[("queue", "fig"), ("state", "running")],
-        )
-        .await;
+        let depth = |state: &'static str| {
+            metric(
+                admin,
+                "flowforge_queue_depth",
+                &[("queue", "fig"), ("state", state)],
+            )
+        };
+        let (ready, scheduled, running, dead) = (
+            depth("ready").await,
+            depth("scheduled").await,
+            depth("running").await,
+            depth("dead").await,
+        );
         let events = metric(
             admin,
             "flowforge_task_wait_events_total",
@@ -598,18 +599,6 @@ async fn queue_figures_and_task_wait_events_come_from_the_database() {
             admin,
             "flowforge_task_wait_good_events_total",
             &[("queue", "fig")],
-        )
-        .await;
-        let scheduled = metric(
-            admin,
-            "flowforge_queue_depth",
-            &[("queue", "fig"), ("state", "scheduled")],
-        )
-        .await;
-        let dead = metric(
-            admin,
-            "flowforge_queue_depth",
-            &[("queue", "fig"), ("state", "dead")],
         )
         .await;
         let figures = (ready, scheduled, running, dead, events, good);
