@@ -576,12 +576,13 @@ async fn queue_figures_and_task_wait_events_come_from_the_database() {
     // before it commits), so this takes a few intervals.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let depth = |state: &'static str| {
+        let depth = |state: &'static str| async move {
             metric(
                 admin,
                 "flowforge_queue_depth",
                 &[("queue", "fig"), ("state", state)],
             )
+            .await
         };
         let (ready, scheduled, running, dead) = (
             depth("ready").await,
