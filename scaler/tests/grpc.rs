@@ -89,6 +89,19 @@ fn scaled_object(meta: &[(&str, &str)]) -> ScaledObjectRef {
     }
 }
 
+/// A `StreamIsActive` stream opened on its own connection, as KEDA opens one.
+async fn open_stream(
+    addr: std::net::SocketAddr,
+    so: ScaledObjectRef,
+) -> Streaming<IsActiveResponse> {
+    client(addr)
+        .await
+        .stream_is_active(so)
+        .await
+        .expect("StreamIsActive opens")
+        .into_inner()
+}
+
 async fn next(stream: &mut Streaming<IsActiveResponse>) -> bool {
     tokio::time::timeout(Duration::from_secs(20), stream.message())
         .await
@@ -231,18 +244,8 @@ async fn two_streams_get_true_when_an_empty_queue_gets_work() {
     // A poll far away: only the notification can deliver `true` in time.
     let scaler = start(&url, &["--poll-interval", "1h"]).await;
     let so = scaled_object(&[("queues", "push")]);
-    let mut a = client(scaler.grpc)
-        .await
-        .stream_is_active(so.clone())
-        .await
-        .unwrap()
-        .into_inner();
-    let mut b = client(scaler.grpc)
-        .await
-        .stream_is_active(so)
-        .await
-        .unwrap()
-        .into_inner();
+    let mut a = open_stream(scaler.grpc, so.clone()).await;
+    let mut b = open_stream(scaler.grpc, so).await;
     assert!(!next(&mut a).await, "an empty queue is inactive");
     assert!(!next(&mut b).await);
     // Work on another queue does not activate these streams.
@@ -259,12 +262,7 @@ async fn two_streams_get_true_when_an_empty_queue_gets_work() {
     // state at once and later changes too.
     drop((a, b));
     let so = scaled_object(&[("queues", "push")]);
-    let mut c = client(scaler.grpc)
-        .await
-        .stream_is_active(so)
-        .await
-        .unwrap()
-        .into_inner();
+    let mut c = open_stream(scaler.grpc, so).await;
     assert!(
         next(&mut c).await,
         "the new stream starts with the current state"
@@ -277,12 +275,7 @@ async fn two_streams_get_true_when_an_empty_queue_gets_work() {
     let done: Vec<_> = claimed.iter().map(|t| (t.id, t.lease_id)).collect();
     scaler.queue.complete_many(&done).await.unwrap();
     let so = scaled_object(&[("queues", "push")]);
-    let mut d = client(scaler.grpc)
-        .await
-        .stream_is_active(so)
-        .await
-        .unwrap()
-        .into_inner();
+    let mut d = open_stream(scaler.grpc, so).await;
     assert!(!next(&mut d).await, "drained");
     scaler.queue.enqueue_many(&[task("push")]).await.unwrap();
     assert!(next(&mut d).await, "the reopened stream gets the push");
@@ -294,12 +287,7 @@ async fn a_stream_says_false_once_the_queue_drains() {
     let scaler = start(&url, &[]).await;
     scaler.queue.enqueue_many(&[task("drain")]).await.unwrap();
     let so = scaled_object(&[("queues", "drain")]);
-    let mut s = client(scaler.grpc)
-        .await
-        .stream_is_active(so)
-        .await
-        .unwrap()
-        .into_inner();
+    let mut s = open_stream(scaler.grpc, so).await;
     assert!(next(&mut s).await);
     let claimed = scaler
         .queue
@@ -334,12 +322,7 @@ async fn a_stream_survives_a_database_restart_and_still_gets_true() {
     let url = cluster.create_database().await.unwrap();
     let scaler = start(&url, &["--poll-interval", "1h"]).await;
     let so = scaled_object(&[("queues", "restart")]);
-    let mut s = client(scaler.grpc)
-        .await
-        .stream_is_active(so)
-        .await
-        .unwrap()
-        .into_inner();
+    let mut s = open_stream(scaler.grpc, so).await;
     assert!(!next(&mut s).await);
     cluster.restart().unwrap();
     // The enqueue goes through a fresh connection of the test; the scaler's LISTEN reconnects
@@ -356,12 +339,7 @@ async fn a_task_the_listener_missed_is_found_by_the_recheck_after_reconnecting()
     let url = flowforge_testkit::fresh_database().await.unwrap();
     let scaler = start(&url, &["--poll-interval", "1h"]).await;
     let so = scaled_object(&[("queues", "missed")]);
-    let mut s = client(scaler.grpc)
-        .await
-        .stream_is_active(so)
-        .await
-        .unwrap()
-        .into_inner();
+    let mut s = open_stream(scaler.grpc, so).await;
     assert!(!next(&mut s).await);
     let admin = PgPoolOptions::new()
         .max_connections(2)
@@ -629,12 +607,7 @@ async fn shutdown_ends_open_streams_cleanly() {
     let url = flowforge_testkit::fresh_database().await.unwrap();
     let scaler = start(&url, &[]).await;
     let so = scaled_object(&[("queues", "bye")]);
-    let mut s = client(scaler.grpc)
-        .await
-        .stream_is_active(so)
-        .await
-        .unwrap()
-        .into_inner();
+    let mut s = open_stream(scaler.grpc, so).await;
     assert!(!next(&mut s).await);
     drop(scaler); // its shutdown signal
     let end = tokio::time::timeout(Duration::from_secs(20), s.message())
